@@ -1,0 +1,14 @@
+"""fastbp: JIT-compiled, explicit-loop backpropagation for multi-layer perceptrons."""
+__version__ = "0.1.0"
+
+from ._threads import get_num_threads, set_num_threads, threading_layer  # noqa: E402  (first: picks the threading layer)
+from .callbacks import Callback, EarlyStopping, LambdaCallback  # noqa: E402
+from .datasets import load_digits  # noqa: E402
+from .history import History  # noqa: E402
+from .io import ModelFileError, load  # noqa: E402
+from .model import MLP, Layer  # noqa: E402
+from .optimizers import SGD, Adam, Optimizer  # noqa: E402
+
+__all__ = ["MLP", "Layer", "SGD", "Adam", "Optimizer", "History", "Callback", "EarlyStopping",
+           "LambdaCallback", "load", "ModelFileError", "load_digits", "set_num_threads",
+           "get_num_threads", "threading_layer", "__version__"]

@@ -1,0 +1,28 @@
+"""Every tunable of fastbp in one place: compiler flags, tile sizes, thresholds.
+
+Tile sizes change only how work is split; the order in which each sum is accumulated
+depends on the micro-kernel and ``KC`` alone, so results never depend on the thread
+count or on ``MC``/``NC``.
+"""
+
+# LLVM fast-math flags we need: reassociation lets LLVM vectorise reductions, contraction
+# turns a*b+c into one FMA.  Not "nnan"/"ninf": those would let the compiler assume NaN
+# and Inf never occur and silently break non-finite checks.
+FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+
+# Micro-kernel: MR rows of A against NR rows of B, MR*NR scalar accumulators in registers.
+MR = 4
+NR = 4
+# Cache blocking of the reduction axis: KC elements of a row (1 KiB of float32) stay hot
+# while a tile of C is computed.
+KC = 256
+# A task of the parallel loop computes an MC x NC tile of C.
+MC = 64
+NC = 64
+# Products with fewer floating-point operations than this run serially: starting a
+# parallel region costs microseconds, more than a tiny layer takes.
+SERIAL_FLOPS = 1 << 18
+# Element-wise passes (gather, transpose, loss) with fewer elements than this run serially.
+SERIAL_ELEMENTS = 1 << 15
+# Rows of X handled per compiled call in predict/evaluate.
+PREDICT_CHUNK = 4096

@@ -1,0 +1,1 @@
+"""Numba kernels: explicit loops, no BLAS.  Inputs are trusted: validate before calling."""

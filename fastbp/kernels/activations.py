@@ -1,0 +1,47 @@
+"""Activations and their derivatives, written in terms of the activation's output ``a``.
+
+Codes are small integers so one compiled kernel serves every activation: the branch is
+taken once per element in an epilogue, never in the inner product loop.  ``one`` is the
+number 1 in the array's dtype, so float32 arithmetic stays float32.
+"""
+import math
+
+from numba import njit
+
+from .._config import FASTMATH
+
+IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
+CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def sigmoid(z, one):
+    # a = 1 / (1 + exp(-z)), evaluated so exp never overflows
+    if z >= 0:
+        return one / (one + math.exp(-z))
+    e = math.exp(z)
+    return e / (one + e)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def activate(z, code, one):
+    """a = f(z)"""
+    if code == SIGMOID:
+        return sigmoid(z, one)
+    if code == TANH:
+        return math.tanh(z)
+    if code == RELU:
+        return z if (z > 0 or z != z) else one - one  # max(z, 0); NaN passes through
+    return z
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def derivative(a, code, one):
+    """da/dz as a function of the output a = f(z)"""
+    if code == SIGMOID:
+        return a * (one - a)          # sigmoid' = a (1 - a)
+    if code == TANH:
+        return one - a * a            # tanh' = 1 - a^2
+    if code == RELU:
+        return one if a > 0 else one - one  # relu' = [z > 0] = [a > 0]
+    return one                        # identity' = 1

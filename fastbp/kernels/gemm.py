@@ -1,0 +1,207 @@
+"""The one matrix product of fastbp, with fused epilogues, and the packing helpers.
+
+Every product in backpropagation is written as ``c[i, j] = sum_k a[i, k] * b[j, k]``
+("A times B transposed"), where both operands are read along their contiguous last axis:
+
+    forward   z  = x  W^T      a = x (batch, n_in),   b = W   (n_out, n_in)
+    weights   dW = dz^T x      a = dz^T (n_out, batch), b = x^T (n_in, batch)  (packed)
+    deltas    dx = dz W        a = dz (batch, n_out), b = W^T (n_in, n_out)    (packed)
+
+Packing (a transpose into a workspace) costs O(batch * width), tiny next to the
+O(batch * n_in * n_out) product, and lets one register-blocked loop serve all three.
+
+The micro-kernel holds an MR x NR block of c in MR*NR scalar accumulators (registers);
+LLVM vectorises the k loop because fast-math reassociation is allowed.  Edge blocks
+clamp their row indices to the last valid row (recomputing it) and store only valid
+rows, so there is one code path for every shape.
+"""
+from numba import njit, prange
+
+from .._config import FASTMATH, KC, MC, MR, NC, NR, SERIAL_ELEMENTS, SERIAL_FLOPS
+from .activations import activate, derivative
+
+EPI_NONE = 0      # c = a b^T
+EPI_BIAS_ACT = 1  # c = f(a b^T + bias)          forward of a dense layer
+EPI_DACT = 2      # c = (a b^T) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
+
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+
+assert MR == 4 and NR == 4, "the micro-kernel below is written out for 4 x 4"
+
+
+@njit(**_JIT)
+def _micro_tile(a, b, c, i0, i1, j0, j1, k0, k1, first):
+    """c[i0:i1, j0:j1] (+)= a[i0:i1, k0:k1] b[j0:j1, k0:k1]^T, in 4 x 4 register blocks."""
+    zero = c.dtype.type(0)
+    for i in range(i0, i1, MR):
+        # rows of the block; past the edge, repeat the last valid row (stored nowhere)
+        r0 = i
+        r1 = min(i + 1, i1 - 1)
+        r2 = min(i + 2, i1 - 1)
+        r3 = min(i + 3, i1 - 1)
+        for j in range(j0, j1, NR):
+            s0 = j
+            s1 = min(j + 1, j1 - 1)
+            s2 = min(j + 2, j1 - 1)
+            s3 = min(j + 3, j1 - 1)
+            c00 = c01 = c02 = c03 = zero
+            c10 = c11 = c12 = c13 = zero
+            c20 = c21 = c22 = c23 = zero
+            c30 = c31 = c32 = c33 = zero
+            for k in range(k0, k1):
+                x0 = a[r0, k]
+                x1 = a[r1, k]
+                x2 = a[r2, k]
+                x3 = a[r3, k]
+                y0 = b[s0, k]
+                y1 = b[s1, k]
+                y2 = b[s2, k]
+                y3 = b[s3, k]
+                c00 += x0 * y0
+                c01 += x0 * y1
+                c02 += x0 * y2
+                c03 += x0 * y3
+                c10 += x1 * y0
+                c11 += x1 * y1
+                c12 += x1 * y2
+                c13 += x1 * y3
+                c20 += x2 * y0
+                c21 += x2 * y1
+                c22 += x2 * y2
+                c23 += x2 * y3
+                c30 += x3 * y0
+                c31 += x3 * y1
+                c32 += x3 * y2
+                c33 += x3 * y3
+            nr = min(NR, j1 - j)
+            _store_row(c, i, j, nr, first, c00, c01, c02, c03)
+            if i + 1 < i1:
+                _store_row(c, i + 1, j, nr, first, c10, c11, c12, c13)
+            if i + 2 < i1:
+                _store_row(c, i + 2, j, nr, first, c20, c21, c22, c23)
+            if i + 3 < i1:
+                _store_row(c, i + 3, j, nr, first, c30, c31, c32, c33)
+
+
+@njit(inline="always", **_JIT)
+def _store_row(c, i, j, nr, first, v0, v1, v2, v3):
+    """Write (first k block) or add (later k blocks) the nr valid values of one block row."""
+    if first:
+        c[i, j] = v0
+        if nr > 1:
+            c[i, j + 1] = v1
+        if nr > 2:
+            c[i, j + 2] = v2
+        if nr > 3:
+            c[i, j + 3] = v3
+    else:
+        c[i, j] += v0
+        if nr > 1:
+            c[i, j + 1] += v1
+        if nr > 2:
+            c[i, j + 2] += v2
+        if nr > 3:
+            c[i, j + 3] += v3
+
+
+@njit(**_JIT)
+def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
+    one = c.dtype.type(1)
+    if epilogue == EPI_BIAS_ACT:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                c[i, j] = activate(c[i, j] + bias[j], act, one)       # a = f(z + b)
+    elif epilogue == EPI_DACT:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                c[i, j] = c[i, j] * derivative(ref[i, j], act, one)  # dz = da * f'(z)
+
+
+@njit(**_JIT)
+def _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc):
+    """Task t of the parallel loop: one mc x nc tile of c, all k blocks, then its epilogue."""
+    m = a.shape[0]
+    n = b.shape[0]
+    kk = a.shape[1]
+    i0 = (t // n_jt) * mc
+    j0 = (t % n_jt) * nc
+    i1 = min(m, i0 + mc)
+    j1 = min(n, j0 + nc)
+    for k0 in range(0, kk, KC):
+        _micro_tile(a, b, c, i0, i1, j0, j1, k0, min(kk, k0 + KC), k0 == 0)
+    _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1)
+
+
+@njit(parallel=True, **_JIT)
+def gemm_nt(a, b, c, bias, ref, epilogue, act):
+    """c[i, j] = epilogue(sum_k a[i, k] * b[j, k]);  a (m, k), b (n, k), c (m, n), all C-contiguous.
+
+    bias (n,) is read by EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any array otherwise.
+    """
+    m = a.shape[0]
+    n = b.shape[0]
+    mc = MC
+    nc = NC
+    n_jt = (n + nc - 1) // nc
+    n_tasks = ((m + mc - 1) // mc) * n_jt
+    if 2 * m * n * a.shape[1] < SERIAL_FLOPS:
+        for t in range(n_tasks):
+            _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc)
+    else:
+        for t in prange(n_tasks):
+            _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc)
+
+
+@njit(parallel=True, **_JIT)
+def transpose(src, dst):
+    """dst[j, i] = src[i, j]: pack a panel so the next product reads it contiguously."""
+    m, n = src.shape
+    if m * n < SERIAL_ELEMENTS:
+        for j in range(n):
+            for i in range(m):
+                dst[j, i] = src[i, j]
+    else:
+        for jb in prange((n + 15) // 16):
+            for i in range(m):
+                for j in range(jb * 16, min(n, jb * 16 + 16)):
+                    dst[j, i] = src[i, j]
+
+
+# Explicit loops below, not array expressions: in a parallel=True function NumPy calls
+# become parallel loops themselves, and a parallel sum would depend on the thread count.
+@njit(**_JIT)
+def _copy_row(x, src, out, dst):
+    for k in range(out.shape[1]):
+        out[dst, k] = x[src, k]
+
+
+@njit(**_JIT)
+def _row_sum(a, j):
+    s = a.dtype.type(0)
+    for k in range(a.shape[1]):
+        s += a[j, k]
+    return s
+
+
+@njit(parallel=True, **_JIT)
+def gather_rows(x, idx, out):
+    """out[r, :] = x[idx[r], :]: the minibatch, copied into a contiguous workspace."""
+    m, n = out.shape
+    if m * n < SERIAL_ELEMENTS:
+        for r in range(m):
+            _copy_row(x, idx[r], out, r)
+    else:
+        for r in prange(m):
+            _copy_row(x, idx[r], out, r)
+
+
+@njit(parallel=True, **_JIT)
+def row_sums(a, out):
+    """out[j] = sum_k a[j, k]: the bias gradient db = sum over the batch of dz (from dz^T)."""
+    m, n = a.shape
+    if m * n < SERIAL_ELEMENTS:
+        for j in range(m):
+            out[j] = _row_sum(a, j)
+    else:
+        for j in prange(m):
+            out[j] = _row_sum(a, j)

@@ -1,0 +1,131 @@
+"""Output layers with their losses (PyTorch's default conventions) and the gradient dL/dz.
+
+``z`` holds the last layer's pre-activations (logits) for the b rows of the minibatch;
+the kernel overwrites it with the network's outputs, writes ``dz = dL/dz`` for the mean
+loss over the minibatch, and returns the summed per-sample loss and the number of hits.
+
+    softmax + cross-entropy   L = mean_r [logsumexp(z_r) - z_r,y_r]       dz = (p - onehot(y)) / b
+    sigmoid + binary CE       L = mean_rj [softplus(z) - t z]             dz = (a - t) / (b n_out)
+    identity + squared error  L = mean_rj (z - t)^2                       dz = 2 (z - t) / (b n_out)
+
+Targets live in ``y`` (n, n_out) in the model's dtype; for softmax, ``y[:, 0]`` holds the
+class index.  Losses are computed from the logits, so they stay finite where a
+probability rounds to 0 or 1.  Per-sample figures go into ``stats`` and are added up
+serially: the sum has a fixed order whatever the thread count.
+"""
+import math
+
+from numba import njit, prange
+
+from .._config import FASTMATH, SERIAL_ELEMENTS
+from .activations import sigmoid
+
+SOFTMAX_XENT, SIGMOID_BCE, IDENTITY_MSE = 0, 1, 2
+CODES = {"softmax": SOFTMAX_XENT, "sigmoid": SIGMOID_BCE, "identity": IDENTITY_MSE}
+
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+
+
+@njit(**_JIT)
+def _softmax_inplace(z, r):
+    """z[r] = softmax(z[r]), stably (max subtracted).  Returns (logsumexp of the old z[r], argmax)."""
+    n = z.shape[1]
+    m = z[r, 0]
+    best = 0
+    for j in range(1, n):
+        if z[r, j] > m:
+            m = z[r, j]
+            best = j
+    s = z.dtype.type(0)
+    for j in range(n):
+        e = math.exp(z[r, j] - m)
+        z[r, j] = e
+        s += e
+    for j in range(n):
+        z[r, j] = z[r, j] / s
+    return m + math.log(s), best
+
+
+@njit(**_JIT)
+def _softmax_row(z, y, idx, dz, stats, r, b):
+    one = z.dtype.type(1)
+    label = int(y[idx[r], 0])
+    zy = z[r, label]
+    lse, best = _softmax_inplace(z, r)
+    inv_b = z.dtype.type(1.0 / b)
+    for j in range(z.shape[1]):
+        dz[r, j] = (z[r, j] - (one if j == label else one - one)) * inv_b  # dL/dz = (p - onehot) / b
+    stats[0, r] = lse - zy                                                # -log p_y
+    stats[1, r] = 1.0 if best == label else 0.0
+
+
+@njit(**_JIT)
+def _elementwise_row(z, y, idx, dz, stats, r, b, code):
+    n = z.shape[1]
+    one = z.dtype.type(1)
+    scale = z.dtype.type(1.0 / (b * n))
+    loss = 0.0
+    hits = 0.0
+    for j in range(n):
+        t = y[idx[r], j]
+        x = z[r, j]
+        if code == SIGMOID_BCE:
+            a = sigmoid(x, one)
+            # softplus(x) - t x, with softplus(x) = max(x, 0) + log1p(exp(-|x|))
+            loss += max(x, x - x) + math.log1p(math.exp(-abs(x))) - t * x
+            hits += 1.0 if (a > 0.5) == (t > 0.5) else 0.0
+            dz[r, j] = (a - t) * scale                             # dL/dz = (a - t) / (b n)
+            z[r, j] = a
+        else:
+            d = x - t
+            loss += d * d
+            dz[r, j] = (d + d) * scale                              # dL/dz = 2 (z - t) / (b n)
+    stats[0, r] = loss / n
+    stats[1, r] = hits / n
+
+
+@njit(parallel=True, **_JIT)
+def output_loss(z, y, idx, dz, stats, code):
+    """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
+    b = z.shape[0]
+    if b * z.shape[1] < SERIAL_ELEMENTS:
+        for r in range(b):
+            _output_row(z, y, idx, dz, stats, r, b, code)
+    else:
+        for r in prange(b):
+            _output_row(z, y, idx, dz, stats, r, b, code)
+    loss = 0.0
+    hits = 0.0
+    for r in range(b):
+        loss += stats[0, r]
+        hits += stats[1, r]
+    return loss, hits
+
+
+@njit(**_JIT)
+def _output_row(z, y, idx, dz, stats, r, b, code):
+    if code == SOFTMAX_XENT:
+        _softmax_row(z, y, idx, dz, stats, r, b)
+    else:
+        _elementwise_row(z, y, idx, dz, stats, r, b, code)
+
+
+@njit(**_JIT)
+def _output_function_row(z, r, code):
+    if code == SOFTMAX_XENT:
+        _softmax_inplace(z, r)
+    elif code == SIGMOID_BCE:
+        one = z.dtype.type(1)
+        for j in range(z.shape[1]):
+            z[r, j] = sigmoid(z[r, j], one)
+
+
+@njit(parallel=True, **_JIT)
+def output_function(z, code):
+    """z = softmax(z) / sigmoid(z) / z in place: the network's outputs, for predict."""
+    if z.shape[0] * z.shape[1] < SERIAL_ELEMENTS:
+        for r in range(z.shape[0]):
+            _output_function_row(z, r, code)
+    else:
+        for r in prange(z.shape[0]):
+            _output_function_row(z, r, code)

@@ -1,0 +1,70 @@
+"""Optimizer updates over the one flat parameter buffer, step for step as torch.optim.
+
+``hyper`` (float64) = [kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,
+step_size, bias_correction2_sqrt]; the last two are Adam's, computed in Python per step.
+``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
+"""
+import math
+
+from numba import njit, prange
+
+from .._config import FASTMATH, SERIAL_ELEMENTS
+
+NO_UPDATE, SGD, ADAM = 0, 1, 2
+HYPER_SIZE = 10
+_CHUNK = 4096
+
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+
+
+@njit(**_JIT)
+def _sgd_chunk(p, g, state, hyper, lo, hi):
+    t = p.dtype.type
+    lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
+    nesterov = hyper[4] != 0
+    buf = state[0]
+    for i in range(lo, hi):
+        d = g[i] + wd * p[i]                       # g + weight_decay * p
+        if momentum != 0:
+            buf[i] = momentum * buf[i] + d         # buf = momentum buf + g  (buf starts at 0)
+            d = d + momentum * buf[i] if nesterov else buf[i]
+        p[i] = p[i] - lr * d                       # p = p - lr g
+
+
+@njit(**_JIT)
+def _adam_chunk(p, g, state, hyper, lo, hi):
+    t = p.dtype.type
+    wd = t(hyper[3])
+    beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
+    step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
+    one = t(1)
+    m = state[0]
+    v = state[1]
+    for i in range(lo, hi):
+        d = g[i] + wd * p[i]
+        m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
+        v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
+        p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
+
+
+@njit(**_JIT)
+def _update_chunk(p, g, state, hyper, c):
+    lo = c * _CHUNK
+    hi = min(p.shape[0], lo + _CHUNK)
+    kind = int(hyper[0])
+    if kind == SGD:
+        _sgd_chunk(p, g, state, hyper, lo, hi)
+    elif kind == ADAM:
+        _adam_chunk(p, g, state, hyper, lo, hi)
+
+
+@njit(parallel=True, **_JIT)
+def update(params, grads, state, hyper):
+    """One optimizer step, params -= lr * (transformed) grads, element-wise in chunks."""
+    n_chunks = (params.shape[0] + _CHUNK - 1) // _CHUNK
+    if params.shape[0] < SERIAL_ELEMENTS:
+        for c in range(n_chunks):
+            _update_chunk(params, grads, state, hyper, c)
+    else:
+        for c in prange(n_chunks):
+            _update_chunk(params, grads, state, hyper, c)

@@ -1,0 +1,114 @@
+"""One compiled call per minibatch: forward, loss, backward and the optimizer update.
+
+The network is described by ``meta`` (int64, one row per layer):
+``[n_in, n_out, weight_offset, bias_offset, activation_code]``.  Layer l's weight is
+``params[w_off : w_off + n_out * n_in]`` viewed as (n_out, n_in), its bias
+``params[b_off : b_off + n_out]``; gradients use the same offsets in ``grads``.
+
+Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
+the current batch size b, so the last, smaller minibatch needs nothing new:
+    ws = (acts, dz_a, dz_b, dz_t, x_t, w_t)
+    acts: a_0 = x[idx] (b, n_0), then a_1 ... a_L (b, n_l) one after another
+    dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
+    dz_t, x_t, w_t: packed (transposed) panels for the products of the backward pass
+``stats`` (2, b_max) float64 receives per-sample losses and hits.
+"""
+from numba import njit
+
+from .._config import FASTMATH
+from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nt, row_sums, transpose
+from .loss import output_function, output_loss
+from .optim import update
+
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+
+
+@njit(**_JIT)
+def _act_offset(meta, l, b):
+    """Offset in acts of a_l, the input of layer l (a_0 is the gathered minibatch)."""
+    off = 0
+    for m in range(l):
+        off += b * meta[m, 0]
+    return off
+
+
+@njit(**_JIT)
+def forward(x, idx, params, meta, acts):
+    """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
+    b = idx.shape[0]
+    n0 = meta[0, 0]
+    a_in = acts[: b * n0].reshape((b, n0))
+    gather_rows(x, idx, a_in)
+    off = b * n0
+    for l in range(meta.shape[0]):
+        n_in, n_out, w_off, b_off, act = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3], meta[l, 4]
+        w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+        bias = params[b_off : b_off + n_out]
+        a_out = acts[off : off + b * n_out].reshape((b, n_out))
+        gemm_nt(a_in, w, a_out, bias, a_out, EPI_BIAS_ACT, act)     # a = f(x W^T + b)
+        a_in = a_out
+        off += b * n_out
+    return a_in
+
+
+@njit(**_JIT)
+def backward(params, grads, meta, ws, dz):
+    """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
+    dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
+    acts, dz_a, dz_b, dz_t, x_t, w_t = ws
+    b = dz.shape[0]
+    dz_in_a = True  # dz currently lives in dz_a
+    for l in range(meta.shape[0] - 1, -1, -1):
+        n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
+        off = _act_offset(meta, l, b)
+        a_in = acts[off : off + b * n_in].reshape((b, n_in))
+        dzt = dz_t[: n_out * b].reshape((n_out, b))
+        xt = x_t[: n_in * b].reshape((n_in, b))
+        transpose(dz, dzt)
+        transpose(a_in, xt)
+        dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+        gemm_nt(dzt, xt, dw, dw[0], dw, EPI_NONE, 0)                # dW = dz^T a_in
+        row_sums(dzt, grads[b_off : b_off + n_out])                 # db = sum over the batch of dz
+        if l > 0:
+            w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+            wt = w_t[: n_in * n_out].reshape((n_in, n_out))
+            transpose(w, wt)
+            nxt = dz_b if dz_in_a else dz_a
+            dz_prev = nxt[: b * n_in].reshape((b, n_in))
+            gemm_nt(dz, wt, dz_prev, dw[0], a_in, EPI_DACT, meta[l - 1, 4])  # dz_prev = (dz W) * f'(a_in)
+            dz = dz_prev
+            dz_in_a = not dz_in_a
+
+
+@njit(**_JIT)
+def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
+    """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)."""
+    acts, dz_a = ws[0], ws[1]
+    b = idx.shape[0]
+    z = forward(x, idx, params, meta, acts)
+    n_out = z.shape[1]
+    dz = dz_a[: b * n_out].reshape((b, n_out))
+    loss, hits = output_loss(z, y, idx, dz, stats, out_code)
+    backward(params, grads, meta, ws, dz)
+    update(params, grads, state, hyper)
+    return loss, hits
+
+
+@njit(**_JIT)
+def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
+    """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
+    acts, dz_a = ws[0], ws[1]
+    b = idx.shape[0]
+    z = forward(x, idx, params, meta, acts)
+    dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
+    return output_loss(z, y, idx, dz, stats, out_code)
+
+
+@njit(**_JIT)
+def predict_batch(x, idx, params, meta, out_code, ws, out):
+    """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
+    z = forward(x, idx, params, meta, ws[0])
+    output_function(z, out_code)
+    for r in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[r, j] = z[r, j]

@@ -1,0 +1,277 @@
+"""The MLP model: owns the parameter buffer, validates input once, and calls the kernels."""
+import math
+
+import numpy as np
+
+from . import _validation as V
+from ._config import PREDICT_CHUNK
+from ._threads import using_threads
+from .kernels import activations as _act
+from .kernels import loss as _loss
+from .kernels.step import eval_batch, predict_batch
+
+ACTIVATIONS = tuple(_act.CODES)
+OUTPUTS = tuple(_loss.CODES)
+_EVAL_ELEMENTS = 1 << 22  # activations per evaluation chunk (16 MiB in float32)
+
+
+class Layer:
+    """One dense layer: ``a = f(x W^T + b)``.  ``weight`` (n_out, n_in) and ``bias`` (n_out,)
+    are writable views of the model's parameter buffer."""
+
+    def __init__(self, weight, bias, activation):
+        self._weight = weight
+        self._bias = bias
+        self.activation = activation
+
+    n_in = property(lambda self: self._weight.shape[1])
+    n_out = property(lambda self: self._weight.shape[0])
+
+    @property
+    def weight(self):
+        return self._weight
+
+    @weight.setter
+    def weight(self, value):
+        self._assign(self._weight, value, "weight")
+
+    @property
+    def bias(self):
+        return self._bias
+
+    @bias.setter
+    def bias(self, value):
+        self._assign(self._bias, value, "bias")
+
+    @staticmethod
+    def _assign(view, value, name):
+        value = np.asarray(value)
+        if value.shape != view.shape:
+            raise ValueError(f"{name} must have shape {view.shape}, got {value.shape}")
+        if not V.all_finite(value):
+            raise ValueError(f"{name} contains NaN or infinity")
+        view[...] = value
+
+    def __repr__(self):
+        return f"Layer({self.n_in} -> {self.n_out}, {self.activation})"
+
+
+class MLP:
+    """A multi-layer perceptron trained by minibatch backpropagation.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``[n_in, h1, ..., n_out]``, at least two entries, each >= 1.
+    activation : {"sigmoid", "tanh", "relu", "identity"}
+        Activation of the hidden layers.
+    output : {"softmax", "sigmoid", "identity"}
+        Output layer and loss: softmax + cross-entropy on integer labels, sigmoid +
+        binary cross-entropy on targets in [0, 1], identity + mean squared error.
+    dtype : {"float32", "float64"}
+        Floating-point type of parameters and computation.
+    seed : int or None
+        Seeds the initial weights and every later random choice (shuffling, splits).
+    n_threads : int or None
+        Threads for this model's kernels; None uses the current setting.
+    """
+
+    def __init__(self, sizes, activation="sigmoid", output="softmax", dtype="float32", seed=0,
+                 n_threads=None):
+        try:
+            sizes = [V.check_int("sizes[%d]" % i, s, low=1) for i, s in enumerate(sizes)]
+        except TypeError:
+            if not hasattr(sizes, "__iter__"):
+                raise TypeError(f"sizes must be a list of layer widths, got {sizes!r}") from None
+            raise
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if output == "softmax" and sizes[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 units; use output='sigmoid' "
+                             "for one binary target")
+        if seed is not None:
+            seed = V.check_int("seed", seed, low=0)
+        if n_threads is not None:
+            V.check_int("n_threads", n_threads, low=1)
+        self.sizes = sizes
+        self.activation = activation
+        self.output = output
+        self.dtype = V.check_dtype(dtype)
+        self.seed = seed
+        self.n_threads = n_threads
+        self.stop_training = False
+        self.history = None
+        self.optimizer = None
+        self._workspaces = {}
+        self._build()
+        self.rng = np.random.default_rng(seed)
+        self.init_weights(self.rng)
+
+    # -- structure ---------------------------------------------------------------------
+    def _build(self):
+        n_layers = len(self.sizes) - 1
+        meta = np.zeros((n_layers, 5), dtype=np.int64)
+        off = 0
+        for l in range(n_layers):
+            n_in, n_out = self.sizes[l], self.sizes[l + 1]
+            act = _act.IDENTITY if l == n_layers - 1 else _act.CODES[self.activation]
+            meta[l] = (n_in, n_out, off, off + n_in * n_out, act)
+            off += n_in * n_out + n_out
+        self.meta = meta
+        self.params = np.zeros(off, dtype=self.dtype)
+        self.grads = np.zeros(off, dtype=self.dtype)
+        self.layers = []
+        for l in range(n_layers):
+            n_in, n_out, w_off, b_off, _ = meta[l]
+            act = self.output if l == n_layers - 1 else self.activation
+            self.layers.append(Layer(self.params[w_off:w_off + n_in * n_out].reshape(n_out, n_in),
+                                     self.params[b_off:b_off + n_out], act))
+        self._out_code = _loss.CODES[self.output]
+
+    def init_weights(self, rng):
+        """Glorot-uniform weights, W ~ U(-r, r) with r = sqrt(6 / (n_in + n_out)); zero biases."""
+        for layer in self.layers:
+            r = math.sqrt(6.0 / (layer.n_in + layer.n_out))
+            layer.weight[...] = rng.uniform(-r, r, size=layer.weight.shape)
+            layer.bias[...] = 0
+
+    @property
+    def n_params(self):
+        return self.params.shape[0]
+
+    def __repr__(self):
+        return (f"MLP({self.sizes}, activation={self.activation!r}, output={self.output!r}, "
+                f"dtype={self.dtype.name!r}, seed={self.seed!r})")
+
+    # -- workspaces --------------------------------------------------------------------
+    def workspace(self, b_max):
+        """Flat buffers for minibatches of up to b_max rows, allocated once and reused."""
+        ws = self._workspaces.get(b_max)
+        if ws is None:
+            if len(self._workspaces) >= 3:   # train, evaluate, predict sizes
+                self._workspaces.pop(next(iter(self._workspaces)))
+            s = self.sizes
+            widest_out = max(s[1:])
+            widest_in = max(s[:-1])
+            w_t = max([s[l] * s[l + 1] for l in range(1, len(s) - 1)] or [1])
+            e = lambda n: np.empty(max(n, 1), dtype=self.dtype)  # noqa: E731
+            buffers = (e(b_max * sum(s)), e(b_max * widest_out), e(b_max * widest_out),
+                       e(b_max * widest_out), e(b_max * widest_in), e(w_t))
+            ws = (buffers, np.empty((2, b_max), dtype=np.float64))
+            self._workspaces[b_max] = ws
+        return ws
+
+    def _eval_chunk(self, n):
+        return max(1, min(n, PREDICT_CHUNK, _EVAL_ELEMENTS // sum(self.sizes)))
+
+    # -- checks ------------------------------------------------------------------------
+    def check_X(self, X, name="X"):
+        return V.check_X(X, self.sizes[0], self.dtype, name)
+
+    def check_y(self, y, n, name="y"):
+        return V.check_y(y, n, self.sizes[-1], self.output, self.dtype, name)
+
+    def _threads(self, n_threads):
+        return using_threads(n_threads if n_threads is not None else self.n_threads)
+
+    # -- training ----------------------------------------------------------------------
+    def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
+            validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
+            n_threads=None):
+        """Train by minibatch gradient descent.
+
+        Parameters
+        ----------
+        X : array (n, n_in)
+            Inputs.  float arrays of the model's dtype in C order are used without a copy.
+        y : array
+            Integer labels (n,) for softmax; (n, n_out) targets for sigmoid and identity
+            ((n,) is accepted when n_out == 1).
+        epochs : int
+            Passes over the training data.
+        batch_size : int
+            Samples per gradient step; the last minibatch of an epoch may be smaller.
+        optimizer : Optimizer, "sgd", "adam" or None
+            None keeps the optimizer of the previous ``fit`` (and its state), or SGD(lr=0.1).
+        shuffle : bool
+            Visit the samples in a new seeded random order each epoch.
+        validation_data : (X_val, y_val) or None
+            Held-out data evaluated after each epoch ("val_loss", "val_accuracy").
+        validation_split : float in [0, 1)
+            Fraction of (X, y), chosen by a seeded shuffle, held out for validation;
+            ignored when validation_data is given.
+        callbacks : list of Callback
+            Hooks called around epochs; ``fastbp.EarlyStopping`` among them.
+        verbose : 0, 1 or 2
+            0 silent; 1 a progress bar on a terminal (one line per epoch otherwise);
+            2 one line per epoch.
+        n_threads : int or None
+            Threads for this call, restored afterwards.
+
+        Returns
+        -------
+        History
+        """
+        from .trainer import fit
+        return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   shuffle=shuffle, validation_data=validation_data,
+                   validation_split=validation_split, callbacks=callbacks, verbose=verbose,
+                   n_threads=n_threads)
+
+    # -- inference ---------------------------------------------------------------------
+    def predict(self, X, batch_size=None, n_threads=None):
+        """Outputs of the last layer: class probabilities (softmax), probabilities
+        (sigmoid) or values (identity); shape (n, n_out), in the model's dtype."""
+        X = self.check_X(X)
+        n = X.shape[0]
+        chunk = self._eval_chunk(n) if batch_size is None else V.check_int("batch_size", batch_size, 1)
+        out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
+        ws, _ = self.workspace(min(chunk, n))
+        rows = np.arange(n, dtype=np.int64)
+        with self._threads(n_threads):
+            for s in range(0, n, chunk):
+                idx = rows[s:s + chunk]
+                predict_batch(X, idx, self.params, self.meta, self._out_code, ws, out[s:s + chunk])
+        return out
+
+    def predict_classes(self, X, **kwargs):
+        """Predicted class per sample: argmax (softmax), threshold 0.5 (sigmoid)."""
+        if self.output == "identity":
+            raise ValueError("predict_classes needs a softmax or sigmoid output")
+        p = self.predict(X, **kwargs)
+        return p.argmax(axis=1) if self.output == "softmax" else (p > 0.5).astype(np.int64)
+
+    def evaluate(self, X, y, batch_size=None, n_threads=None):
+        """Mean loss (and accuracy for softmax/sigmoid outputs) on (X, y), as a dict."""
+        X = self.check_X(X)
+        y = self.check_y(y, X.shape[0])
+        with self._threads(n_threads):
+            return self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
+
+    def _evaluate_rows(self, X, y, rows, batch_size=None):
+        n = rows.shape[0]
+        chunk = self._eval_chunk(n) if batch_size is None else V.check_int("batch_size", batch_size, 1)
+        ws, stats = self.workspace(min(chunk, n))
+        loss = hits = 0.0
+        for s in range(0, n, chunk):
+            l, h = eval_batch(X, y, rows[s:s + chunk], self.params, self.meta, self._out_code, ws, stats)
+            loss += l
+            hits += h
+        result = {"loss": loss / n}
+        if self.output != "identity":
+            result["accuracy"] = hits / n
+        return result
+
+    # -- files -------------------------------------------------------------------------
+    def save(self, path):
+        """Write the model to ``path`` (an .npz of plain arrays plus JSON metadata)."""
+        from .io import save
+        save(self, path)
+
+    def get_config(self):
+        return {"sizes": list(self.sizes), "activation": self.activation, "output": self.output,
+                "dtype": self.dtype.name, "seed": self.seed}

@@ -1,0 +1,167 @@
+"""The training loop: epochs, shuffling, minibatches, validation, callbacks, progress.
+
+A thin Python loop: each minibatch is one compiled call (forward, loss, backward,
+update).  The loop shuffles indices, never the data, and weights each minibatch's mean
+loss by its size, so the epoch loss is the mean over samples.
+"""
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _validation as V
+from . import optimizers
+from .callbacks import Callback
+from .history import History
+from .kernels.optim import HYPER_SIZE
+from .kernels.step import train_step
+
+
+def _split(model, X, y, validation_data, validation_split):
+    """Training rows, and the validation (X, y, rows) or None."""
+    n = X.shape[0]
+    rows = np.arange(n, dtype=np.int64)
+    if validation_data is not None:
+        try:
+            Xv, yv = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+        Xv = model.check_X(Xv, "validation_data[0]")
+        yv = model.check_y(yv, Xv.shape[0], "validation_data[1]")
+        return rows, (Xv, yv, np.arange(Xv.shape[0], dtype=np.int64))
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+            or not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+    if validation_split == 0:
+        return rows, None
+    n_val = int(math.ceil(n * validation_split))
+    if n_val >= n:
+        raise ValueError(f"validation_split={validation_split} leaves no training samples out of {n}")
+    # a seeded shuffle first, so data sorted by class still gives a fair split
+    perm = model.rng.permutation(n).astype(np.int64)
+    val_rows = np.sort(perm[:n_val])
+    train_rows = np.sort(perm[n_val:])
+    return train_rows, (X, y, val_rows)
+
+
+class _Progress:
+    """tqdm bar on a terminal with verbose=1; one line per epoch otherwise; silent at 0."""
+
+    def __init__(self, verbose, epochs, n_batches):
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        self.verbose = verbose
+        self.epochs = epochs
+        self.n_batches = n_batches
+        self.bar = None
+        self.tty = verbose == 1 and sys.stdout.isatty()
+
+    def start_epoch(self, epoch):
+        if self.tty:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=self.n_batches, desc=f"Epoch {epoch + 1}/{self.epochs}",
+                            unit="batch", leave=True, file=sys.stdout, dynamic_ncols=True)
+
+    def batch(self, k, loss):
+        if self.bar is not None:
+            self.bar.update(1)
+            if k % 32 == 0:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def end_epoch(self, epoch, logs):
+        text = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if k != "epoch_time")
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {logs['epoch_time']:.2f}s - {text}", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
+        validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None):
+    X = model.check_X(X)
+    y = model.check_y(y, X.shape[0])
+    epochs = V.check_int("epochs", epochs, low=0)
+    batch_size = V.check_int("batch_size", batch_size, low=1)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be fastbp.Callback instances, got {cb!r}")
+    if optimizer is None:
+        optimizer = model.optimizer if model.optimizer is not None else optimizers.SGD()
+    optimizer = optimizers.get(optimizer)
+    state = optimizer.bind(model.params)
+    model.optimizer = optimizer
+
+    train_rows, val = _split(model, X, y, validation_data, validation_split)
+    n = train_rows.shape[0]
+    batch_size = min(batch_size, n)
+    n_batches = (n + batch_size - 1) // batch_size
+    progress = _Progress(verbose, epochs, n_batches)
+    ws, stats = model.workspace(batch_size)
+    hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
+    history = History()
+    model.history = history
+    model.stop_training = False
+    classify = model.output != "identity"
+
+    with model._threads(n_threads):
+        for cb in callbacks:
+            cb.set_model(model)
+            cb.on_train_begin({})
+        try:
+            for epoch in range(epochs):
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, {})
+                order = model.rng.permutation(train_rows) if shuffle else train_rows
+                progress.start_epoch(epoch)
+                loss_sum = hits = 0.0
+                t0 = time.perf_counter()
+                try:
+                    for k, s in enumerate(range(0, n, batch_size)):
+                        optimizer.next_hyper(hyper)
+                        l, h = train_step(X, y, order[s:s + batch_size], model.params, model.grads,
+                                          state, hyper, model.meta, model._out_code, ws, stats)
+                        loss_sum += l
+                        hits += h
+                        progress.batch(k, l / min(batch_size, n - s))
+                except KeyboardInterrupt:
+                    progress.close()
+                    history.interrupted = True
+                    print(f"\nTraining interrupted during epoch {epoch + 1}; the model keeps the "
+                          "weights of the last completed step.", file=sys.stderr)
+                    break
+                seconds = time.perf_counter() - t0
+                logs = {"loss": loss_sum / n}
+                if classify:
+                    logs["accuracy"] = hits / n
+                if val is not None:
+                    ev = model._evaluate_rows(*val)
+                    logs.update({"val_" + key: value for key, value in ev.items()})
+                logs["epoch_time"] = seconds
+                logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
+                history.append(epoch, logs)
+                progress.end_epoch(epoch, logs)
+                if not (math.isfinite(logs["loss"]) and V.all_finite(model.params)):
+                    raise FloatingPointError(
+                        f"training diverged in epoch {epoch + 1}: the loss is {logs['loss']} "
+                        "and the weights are no longer finite; lower the learning rate "
+                        "or scale the inputs")
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
+        finally:
+            progress.close()
+            for cb in callbacks:
+                cb.on_train_end({})
+    return history
