@@ -22,12 +22,16 @@ def _sgd_chunk(p, g, state, hyper, lo, hi):
     t = p.dtype.type
     lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
     nesterov = hyper[4] != 0
-    buf = state[0]
-    for i in range(lo, hi):
+    # views starting at 0: LLVM then knows no index is negative and vectorises
+    p, g, buf = p[lo:hi], g[lo:hi], state[0, lo:hi]
+    if momentum == 0:
+        for i in range(p.shape[0]):
+            p[i] = p[i] - lr * (g[i] + wd * p[i])  # p = p - lr (g + weight_decay p)
+        return
+    for i in range(p.shape[0]):
         d = g[i] + wd * p[i]                       # g + weight_decay * p
-        if momentum != 0:
-            buf[i] = momentum * buf[i] + d         # buf = momentum buf + g  (buf starts at 0)
-            d = d + momentum * buf[i] if nesterov else buf[i]
+        buf[i] = momentum * buf[i] + d             # buf = momentum buf + g  (buf starts at 0)
+        d = d + momentum * buf[i] if nesterov else buf[i]
         p[i] = p[i] - lr * d                       # p = p - lr g
 
 
@@ -38,9 +42,8 @@ def _adam_chunk(p, g, state, hyper, lo, hi):
     beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
     step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
     one = t(1)
-    m = state[0]
-    v = state[1]
-    for i in range(lo, hi):
+    p, g, m, v = p[lo:hi], g[lo:hi], state[0, lo:hi], state[1, lo:hi]
+    for i in range(p.shape[0]):
         d = g[i] + wd * p[i]
         m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
         v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
