@@ -1,7 +1,8 @@
 """Optimizer updates over the one flat parameter buffer, step for step as torch.optim.
 
 ``hyper`` (float64) = [kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,
-step_size, bias_correction2_sqrt]; the last two are Adam's, computed in Python per step.
+step_size, bias_correction2_sqrt, steps]: ``advance`` counts a step and derives Adam's
+step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t) from the new count t.
 ``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
 """
 import math
@@ -11,7 +12,8 @@ from numba import njit, prange
 from .._config import FASTMATH, SERIAL_ELEMENTS
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 10
+HYPER_SIZE = 11
+STEPS = 10  # index of the step count in hyper
 _CHUNK = 4096
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -48,6 +50,16 @@ def _adam_chunk(p, g, state, hyper, lo, hi):
         m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
         v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
         p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
+
+
+@njit(**_JIT)
+def advance(hyper):
+    """Count one step; for Adam, the bias corrections of step t (float64, as torch)."""
+    hyper[STEPS] += 1
+    if int(hyper[0]) == ADAM:
+        t = hyper[STEPS]
+        hyper[8] = hyper[1] / (1.0 - hyper[5] ** t)   # step_size = lr / bias_correction1
+        hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
 
 
 @njit(**_JIT)

@@ -18,7 +18,7 @@ from numba import njit
 from .._config import FASTMATH
 from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nt, row_sums, transpose
 from .loss import output_function, output_loss
-from .optim import update
+from .optim import advance, update
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
 
@@ -91,6 +91,23 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
     loss, hits = output_loss(z, y, idx, dz, stats, out_code)
     backward(params, grads, meta, ws, dz)
     update(params, grads, state, hyper)
+    return loss, hits
+
+
+@njit(**_JIT)
+def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
+                ws, stats):
+    """Minibatches order[start:start+batch_size], ... up to order[:stop], one train_step each
+    (hyper[STEPS] counts them).  One compiled call for many small steps keeps the Python
+    dispatch cost out of the loop.  Returns (loss sum, hits) over all their samples."""
+    loss = 0.0
+    hits = 0.0
+    for s in range(start, stop, batch_size):
+        advance(hyper)
+        l, h = train_step(x, y, order[s:min(s + batch_size, stop)], params, grads, state, hyper,
+                          meta, out_code, ws, stats)
+        loss += l
+        hits += h
     return loss, hits
 
 
