@@ -8,7 +8,8 @@ from fastbp._config import KC
 from fastbp.kernels import activations as A
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
-from fastbp.kernels.gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nt, row_sums, transpose
+from fastbp.kernels.gemm import (EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nn, gemm_nt,
+                                 row_sums, transpose)
 
 DTYPES = [np.float32, np.float64]
 # (m, n, k): ones, odd sizes, not multiples of the 4x4 block, the 64 tile or the 256 k block;
@@ -58,6 +59,22 @@ def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     out = np.empty((m, n), dtype)
     gemm_nt(dz, wt, out, np.zeros(n, dtype), a_prev, EPI_DACT, A.CODES[act])
     ref = (dz.astype(np.float64) @ wt.astype(np.float64).T) * naive.derivative_from_output(
+        a_prev.astype(np.float64), act)
+    _close(out, ref, dtype, scale=np.sqrt(k) * 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 10), (255, 37, 15), (130, 300, 10), (77, 600, 3)])
+def test_row_streaming_product_for_short_reductions(dtype, act, m, n, k, rng):
+    dz = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((k, n)).astype(dtype)
+    a_prev = naive.activate(rng.standard_normal((m, n)), act).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    gemm_nn(dz, w, out, a_prev, EPI_NONE, 0)
+    _close(out, dz.astype(np.float64) @ w.astype(np.float64), dtype, scale=np.sqrt(k) * 3)
+    gemm_nn(dz, w, out, a_prev, EPI_DACT, A.CODES[act])
+    ref = (dz.astype(np.float64) @ w.astype(np.float64)) * naive.derivative_from_output(
         a_prev.astype(np.float64), act)
     _close(out, ref, dtype, scale=np.sqrt(k) * 3)
 

@@ -17,7 +17,7 @@ rows, so there is one code path for every shape.
 """
 from numba import njit, prange
 
-from .._config import FASTMATH, KC, MC, MR, NC, NR, SERIAL_ELEMENTS, SERIAL_FLOPS
+from .._config import FASTMATH, KC, MC, MR, NC, NN_COLS, NN_ROWS, NR, SERIAL_ELEMENTS, SERIAL_FLOPS
 from .activations import SIGMOID, activate, derivative, sigmoid
 
 EPI_NONE = 0      # c = a b^T
@@ -184,6 +184,72 @@ def transpose(src, dst):
                 row = src[i, j0:min(n, j0 + 16)]
                 for j in range(row.shape[0]):
                     dst[j0 + j, i] = row[j]
+
+
+@njit(**_JIT)
+def _nn_tile(a, b, c, i0, i1, j0, j1):
+    """c[i0:i1, j0:j1] = a[i0:i1, :] b[:, j0:j1], row by row ("i-k-j"): for each k, add
+    a[i, k] times row k of b to row i of c, for 4 rows of c at once, then the leftover rows
+    one by one (rows of c are accumulators here, so edge rows cannot be repeated)."""
+    zero = c.dtype.type(0)
+    nj = j1 - j0
+    i = i0
+    while i + MR <= i1:
+        c0, c1, c2, c3 = c[i, j0:j1], c[i + 1, j0:j1], c[i + 2, j0:j1], c[i + 3, j0:j1]
+        for j in range(nj):
+            c0[j] = zero
+            c1[j] = zero
+            c2[j] = zero
+            c3[j] = zero
+        for k in range(a.shape[1]):
+            a0, a1, a2, a3 = a[i, k], a[i + 1, k], a[i + 2, k], a[i + 3, k]
+            brow = b[k, j0:j1]
+            for j in range(nj):
+                c0[j] += a0 * brow[j]
+                c1[j] += a1 * brow[j]
+                c2[j] += a2 * brow[j]
+                c3[j] += a3 * brow[j]
+        i += MR
+    for r in range(i, i1):
+        c0 = c[r, j0:j1]
+        for j in range(nj):
+            c0[j] = zero
+        for k in range(a.shape[1]):
+            a0 = a[r, k]
+            brow = b[k, j0:j1]
+            for j in range(nj):
+                c0[j] += a0 * brow[j]
+
+
+@njit(parallel=True, **_JIT)
+def gemm_nn(a, b, c, ref, epilogue, act):
+    """c[i, j] = epilogue(sum_k a[i, k] * b[k, j]);  a (m, k), b (k, n), c (m, n).
+
+    For a short reduction axis (k < SMALL_K, e.g. the delta passed down from a 10-class
+    output layer, dx = dz W): the dot-product form above would spend its time in
+    horizontal sums, while this form streams rows of b with no reduction at all and
+    needs no packing.  ``epilogue`` is EPI_NONE or EPI_DACT (with ``ref``).
+    """
+    m = a.shape[0]
+    n = b.shape[1]
+    n_jt = (n + NN_COLS - 1) // NN_COLS
+    n_tasks = ((m + NN_ROWS - 1) // NN_ROWS) * n_jt
+    if 2 * m * n * a.shape[1] < SERIAL_FLOPS:
+        for t in range(n_tasks):
+            _nn_task(a, b, c, ref, epilogue, act, t, n_jt)
+    else:
+        for t in prange(n_tasks):
+            _nn_task(a, b, c, ref, epilogue, act, t, n_jt)
+
+
+@njit(**_JIT)
+def _nn_task(a, b, c, ref, epilogue, act, t, n_jt):
+    i0 = (t // n_jt) * NN_ROWS
+    j0 = (t % n_jt) * NN_COLS
+    i1 = min(c.shape[0], i0 + NN_ROWS)
+    j1 = min(c.shape[1], j0 + NN_COLS)
+    _nn_tile(a, b, c, i0, i1, j0, j1)
+    _epilogue(c, c[0], ref, epilogue, act, i0, i1, j0, j1)
 
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls

@@ -15,8 +15,8 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
 """
 from numba import njit
 
-from .._config import FASTMATH
-from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nt, row_sums, transpose
+from .._config import FASTMATH, SMALL_K
+from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nn, gemm_nt, row_sums, transpose
 from .loss import output_function, output_loss
 from .optim import advance, update
 
@@ -71,11 +71,14 @@ def backward(params, grads, meta, ws, dz):
         row_sums(dzt, grads[b_off : b_off + n_out])                 # db = sum over the batch of dz
         if l > 0:
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-            wt = w_t[: n_in * n_out].reshape((n_in, n_out))
-            transpose(w, wt)
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
-            gemm_nt(dz, wt, dz_prev, dw[0], a_in, EPI_DACT, meta[l - 1, 4])  # dz_prev = (dz W) * f'(a_in)
+            if n_out < SMALL_K:   # short reduction: stream rows of W, no packing
+                gemm_nn(dz, w, dz_prev, a_in, EPI_DACT, meta[l - 1, 4])      # dz_prev = (dz W) * f'(a_in)
+            else:
+                wt = w_t[: n_in * n_out].reshape((n_in, n_out))
+                transpose(w, wt)
+                gemm_nt(dz, wt, dz_prev, dw[0], a_in, EPI_DACT, meta[l - 1, 4])  # dz_prev = (dz W) * f'(a_in)
             dz = dz_prev
             dz_in_a = not dz_in_a
 
