@@ -1,7 +1,12 @@
 """Optimizer updates over the one flat parameter buffer, step for step as torch.optim.
 
 ``hyper`` (float64) = [kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,
-step_size, bias_correction2_sqrt]; the last two are Adam's, computed in Python per step.
+step_size, bias_correction2_sqrt, l2_weights, sum_sq_weights]; step_size and
+bias_correction2_sqrt are Adam's, computed in Python per step.  ``l2_weights`` (input) is an
+L2 coefficient applied to the weights only, never to biases, as scikit-learn's ``alpha``:
+``train_step`` adds ``l2_weights * W`` to each weight gradient before the update and
+writes ``sum(W**2)`` (the weights before the update) into ``sum_sq_weights`` (output).
+The optimizers never touch these two slots; 0 turns the term off.
 ``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
 """
 import math
@@ -11,7 +16,8 @@ from numba import njit, prange
 from .._config import FASTMATH, SERIAL_ELEMENTS
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 10
+HYPER_SIZE = 12
+L2_WEIGHTS, SUM_SQ_WEIGHTS = 10, 11
 _CHUNK = 4096
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")

@@ -81,8 +81,23 @@ def backward(params, grads, meta, ws, dz):
 
 
 @njit(**_JIT)
+def l2_weights(params, grads, meta, coef):
+    """L = 0.5 coef sum(W^2) over the weights, not the biases:  dW += coef * W.  Returns sum(W^2)."""
+    c = params.dtype.type(coef)
+    sq = 0.0
+    for l in range(meta.shape[0]):
+        w_off, w_end = meta[l, 2], meta[l, 2] + meta[l, 0] * meta[l, 1]
+        for i in range(w_off, w_end):
+            w = params[i]
+            sq += float(w) * float(w)
+            grads[i] += c * w                                      # dL/dW = coef W
+    return sq
+
+
+@njit(**_JIT)
 def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
-    """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)."""
+    """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)
+    of the data term; an L2 term on the weights is added when hyper[10] != 0 (see optim.py)."""
     acts, dz_a = ws[0], ws[1]
     b = idx.shape[0]
     z = forward(x, idx, params, meta, acts)
@@ -90,6 +105,8 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
     dz = dz_a[: b * n_out].reshape((b, n_out))
     loss, hits = output_loss(z, y, idx, dz, stats, out_code)
     backward(params, grads, meta, ws, dz)
+    if hyper[10] != 0.0:                                            # hyper[L2_WEIGHTS]
+        hyper[11] = l2_weights(params, grads, meta, hyper[10])     # hyper[SUM_SQ_WEIGHTS]
     update(params, grads, state, hyper)
     return loss, hits
 
