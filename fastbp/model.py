@@ -147,6 +147,21 @@ class MLP:
         return (f"MLP({self.sizes}, activation={self.activation!r}, output={self.output!r}, "
                 f"dtype={self.dtype.name!r}, seed={self.seed!r})")
 
+    # -- pickling --------------------------------------------------------------------
+    def __getstate__(self):
+        # layers hold views of params; pickle would copy them apart, so rebuild on load
+        state = self.__dict__.copy()
+        for key in ("layers", "grads", "meta", "_workspaces", "_out_code"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        params = state.pop("params")
+        self.__dict__.update(state)
+        self._workspaces = {}
+        self._build()
+        self.params[:] = params
+
     # -- workspaces --------------------------------------------------------------------
     def workspace(self, b_max):
         """Flat buffers for minibatches of up to b_max rows, allocated once and reused."""
