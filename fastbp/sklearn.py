@@ -359,7 +359,8 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X):
         check_is_fitted(self, "_model")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return self._model.predict(X)
+        # computed in the model's dtype, returned in X's as scikit-learn does
+        return self._model.predict(X).astype(X.dtype, copy=False)
 
     def fit(self, X, y):
         """Fit the model to data matrix X and targets y.
