@@ -1,0 +1,168 @@
+"""Every kernel against its slow, obvious reference (tests/naive.py), on awkward shapes."""
+import numpy as np
+import pytest
+from conftest import tol
+
+import naive
+from fastbp.kernels import activations as A
+from fastbp.kernels import loss as L
+from fastbp.kernels import optim as O
+from fastbp.kernels.gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nt, row_sums, transpose
+
+DTYPES = [np.float32, np.float64]
+# (m, n, k): ones, odd sizes, not multiples of the 4x4 block, the 64 tile or the 256 k block;
+# the last ones are large enough to take the parallel path and cross k blocks.
+SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
+          (255, 37, 300), (130, 100, 600)]
+ACTS = ["identity", "sigmoid", "tanh", "relu"]
+
+
+def _close(got, ref, dtype, scale=None):
+    scale = np.abs(ref).max() + 1e-30 if scale is None else scale
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol(dtype) * max(scale, 1.0) * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_nt_plain(dtype, m, n, k, rng):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((n, k)).astype(dtype)
+    c = np.full((m, n), np.nan, dtype)
+    gemm_nt(a, b, c, np.zeros(n, dtype), c, EPI_NONE, 0)
+    ref = a.astype(np.float64) @ b.astype(np.float64).T
+    assert c.dtype == dtype
+    _close(c, ref, dtype, scale=np.sqrt(k) * 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 3, 255), (77, 13, 37), (255, 37, 300)])
+def test_dense_forward_fused(dtype, act, m, n, k, rng):
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    c = np.empty((m, n), dtype)
+    gemm_nt(x, w, c, bias, c, EPI_BIAS_ACT, A.CODES[act])
+    _close(c, naive.dense_forward(x, w, bias, act), dtype, scale=3.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 257), (255, 37, 300)])
+def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
+    dz = rng.standard_normal((m, k)).astype(dtype)
+    wt = rng.standard_normal((n, k)).astype(dtype)       # W^T, packed
+    a_prev = naive.activate(rng.standard_normal((m, n)), act).astype(dtype)
+    out = np.empty((m, n), dtype)
+    gemm_nt(dz, wt, out, np.zeros(n, dtype), a_prev, EPI_DACT, A.CODES[act])
+    ref = (dz.astype(np.float64) @ wt.astype(np.float64).T) * naive.derivative_from_output(
+        a_prev.astype(np.float64), act)
+    _close(out, ref, dtype, scale=np.sqrt(k) * 3)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    for dtype in DTYPES:
+        z = np.array([[-1000.0, -90.0, 0.0, 90.0, 1000.0]], dtype)
+        c = np.empty_like(z)
+        gemm_nt(np.ones((1, 1), dtype), z.T.copy(), c, np.zeros(5, dtype), c, EPI_NONE, 0)
+        gemm_nt(np.ones((1, 1), dtype), np.zeros((5, 1), dtype), c, z[0], c, EPI_BIAS_ACT, A.SIGMOID)
+        assert np.all(np.isfinite(c))
+        np.testing.assert_allclose(c[0], [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", [(1, 1), (3, 17), (255, 37), (300, 130)])
+def test_packing_helpers(dtype, m, n, rng):
+    src = rng.standard_normal((m, n)).astype(dtype)
+    dst = np.empty((n, m), dtype)
+    transpose(src, dst)
+    np.testing.assert_array_equal(dst, src.T)
+    sums = np.empty(m, dtype)
+    row_sums(src, sums)
+    np.testing.assert_allclose(sums, src.astype(np.float64).sum(axis=1), rtol=tol(dtype) * 10,
+                               atol=tol(dtype) * 10 * np.sqrt(n))
+    idx = rng.integers(0, m, size=2 * m + 1).astype(np.int64)
+    out = np.empty((idx.shape[0], n), dtype)
+    gather_rows(src, idx, out)
+    np.testing.assert_array_equal(out, src[idx])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
+@pytest.mark.parametrize("b,k", [(1, 2), (3, 17), (255, 10), (300, 130)])
+def test_output_loss(dtype, output, b, k, rng):
+    n = b + 5
+    z_full = (rng.standard_normal((b, k)) * 4).astype(dtype)
+    if output == "softmax":
+        y = rng.integers(0, k, size=(n, 1)).astype(dtype)
+    elif output == "sigmoid":
+        y = rng.integers(0, 2, size=(n, k)).astype(dtype)
+    else:
+        y = rng.standard_normal((n, k)).astype(dtype)
+    idx = rng.permutation(n)[:b].astype(np.int64)
+    z = z_full.copy()
+    dz = np.empty_like(z)
+    stats = np.empty((2, b))
+    loss, hits = L.output_loss(z, y, idx, dz, stats, L.CODES[output])
+    out_ref, loss_ref, dz_ref, hits_ref = naive.output_and_loss(z_full, y[idx], output)
+    # absolute error scales with the logits (log-sum-exp minus z_y cancels)
+    np.testing.assert_allclose(loss / b, loss_ref, rtol=tol(dtype) * 10,
+                               atol=tol(dtype) * np.abs(z_full).max())
+    _close(dz, dz_ref, dtype, scale=1.0 / b)
+    _close(z, out_ref, dtype, scale=1.0)
+    assert hits == pytest.approx(hits_ref, abs=1e-9)
+    z2 = z_full.copy()
+    L.output_function(z2, L.CODES[output])
+    _close(z2, out_ref, dtype, scale=1.0)
+
+
+def _run_update(kind, p, g, state, steps, **h):
+    hyper = np.zeros(O.HYPER_SIZE)
+    for t in range(1, steps + 1):
+        hyper[:] = 0
+        hyper[0], hyper[1] = kind, h["lr"]
+        hyper[2], hyper[3], hyper[4] = h.get("momentum", 0), h.get("weight_decay", 0), h.get("nesterov", 0)
+        if kind == O.ADAM:
+            b1, b2 = h["betas"]
+            hyper[5], hyper[6], hyper[7] = b1, b2, h["eps"]
+            hyper[8] = h["lr"] / (1 - b1 ** t)
+            hyper[9] = np.sqrt(1 - b2 ** t)
+        O.update(p, g[t - 1], state, hyper)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [1, 17, 4097, 40000])
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 0.0),
+                                                  (0.9, True, 0.01), (0.5, False, 0.1)])
+def test_sgd_update_matches_torch_formulas(dtype, size, momentum, nesterov, wd, rng):
+    steps = 3
+    p = rng.standard_normal(size).astype(dtype)
+    g = rng.standard_normal((steps, size)).astype(dtype)
+    state = np.zeros((2, size), dtype)
+    ref, buf = p.astype(np.float64), None
+    for t in range(steps):
+        ref, buf = naive.sgd_step(ref, g[t].astype(np.float64), buf, 0.1, momentum, nesterov, wd,
+                                  first=t == 0)
+    _run_update(O.SGD, p, g, state, steps, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    _close(p, ref, dtype, scale=3.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [1, 17, 40000])
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+def test_adam_update_matches_torch_formulas(dtype, size, wd, rng):
+    steps = 4
+    p = rng.standard_normal(size).astype(dtype)
+    g = rng.standard_normal((steps, size)).astype(dtype)
+    state = np.zeros((2, size), dtype)
+    ref, m, v = p.astype(np.float64), 0.0, 0.0
+    for t in range(1, steps + 1):
+        ref, m, v = naive.adam_step(ref, g[t - 1].astype(np.float64), m, v, t, 0.01, 0.9, 0.999, 1e-8, wd)
+    _run_update(O.ADAM, p, g, state, steps, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
+    _close(p, ref, dtype, scale=3.0)
+
+
+def test_no_update_leaves_parameters():
+    p = np.arange(5.0)
+    O.update(p, np.ones(5), np.zeros((2, 5)), np.zeros(O.HYPER_SIZE))
+    np.testing.assert_array_equal(p, np.arange(5.0))
