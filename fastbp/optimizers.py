@@ -52,11 +52,23 @@ class Optimizer:
         self.state = None
         self.steps = 0
 
-    def next_hyper(self, hyper):
-        """Count one step and write this step's hyper-parameters into ``hyper``."""
-        self.steps += 1
+    def set_hyper(self, hyper):
+        """Write the hyper-parameters and the step count into the kernels' vector ``hyper``.
+        The compiled loop counts steps in ``hyper[STEPS]``; read it back with ``sync``."""
+        hyper[:] = 0
         hyper[0] = self.kind
         hyper[1] = self.lr
+        hyper[_k.STEPS] = self.steps
+
+    def sync(self, hyper):
+        """Take the step count back from ``hyper`` after compiled steps."""
+        self.steps = int(hyper[_k.STEPS])
+
+    def next_hyper(self, hyper):
+        """Count one step and write this step's hyper-parameters into ``hyper``."""
+        self.set_hyper(hyper)
+        _k.advance(hyper)
+        self.sync(hyper)
 
     def get_config(self):
         raise NotImplementedError
@@ -93,8 +105,8 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
 
-    def next_hyper(self, hyper):
-        super().next_hyper(hyper)
+    def set_hyper(self, hyper):
+        super().set_hyper(hyper)
         hyper[2] = self.momentum
         hyper[3] = self.weight_decay
         hyper[4] = 1.0 if self.nesterov else 0.0
@@ -132,13 +144,11 @@ class Adam(Optimizer):
         self.eps = _check_number("eps", eps, low=0.0, low_open=True)
         self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
 
-    def next_hyper(self, hyper):
-        super().next_hyper(hyper)
-        b1, b2 = self.betas
+    def set_hyper(self, hyper):
+        super().set_hyper(hyper)
         hyper[3] = self.weight_decay
-        hyper[5], hyper[6], hyper[7] = b1, b2, self.eps
-        hyper[8] = self.lr / (1.0 - b1 ** self.steps)       # step_size = lr / bias_correction1
-        hyper[9] = math.sqrt(1.0 - b2 ** self.steps)        # sqrt(bias_correction2)
+        hyper[5], hyper[6] = self.betas
+        hyper[7] = self.eps
 
     def get_config(self):
         return {"name": "adam", "lr": self.lr, "betas": list(self.betas), "eps": self.eps,

@@ -15,7 +15,12 @@ from . import optimizers
 from .callbacks import Callback
 from .history import History
 from .kernels.optim import HYPER_SIZE
-from .kernels.step import train_step
+from .kernels.step import train_steps
+
+# Minibatches run in one compiled call are sized so a call lasts about this long: short
+# enough for a live progress bar and a prompt Ctrl-C, long enough that Python's dispatch
+# cost disappears.
+_SECONDS_PER_CALL = 0.05
 
 
 def _split(model, X, y, validation_data, validation_split):
@@ -63,11 +68,10 @@ class _Progress:
             self.bar = tqdm(total=self.n_batches, desc=f"Epoch {epoch + 1}/{self.epochs}",
                             unit="batch", leave=True, file=sys.stdout, dynamic_ncols=True)
 
-    def batch(self, k, loss):
+    def batches(self, count, loss):
         if self.bar is not None:
-            self.bar.update(1)
-            if k % 32 == 0:
-                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update(count)
 
     def end_epoch(self, epoch, logs):
         text = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if k != "epoch_time")
@@ -171,6 +175,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     model.history = history
     model.stop_training = False
     classify = model.output != "identity"
+    per_call = 1  # minibatches per compiled call; adapted to the measured speed
 
     with model._threads(n_threads):
         for cb in callbacks:
@@ -183,16 +188,26 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                 order = model.rng.permutation(train_rows) if shuffle else train_rows
                 progress.start_epoch(epoch)
                 loss_sum = hits = 0.0
+                optimizer.set_hyper(hyper)
                 t0 = time.perf_counter()
                 try:
-                    for k, s in enumerate(range(0, n, batch_size)):
-                        optimizer.next_hyper(hyper)
-                        l, h = train_step(X, y, order[s:s + batch_size], model.params, model.grads,
-                                          state, hyper, model.meta, model._out_code, ws, stats)
+                    k = 0
+                    while k < n_batches:
+                        count = min(per_call, n_batches - k)
+                        start, stop = k * batch_size, min((k + count) * batch_size, n)
+                        t = time.perf_counter()
+                        l, h = train_steps(X, y, order, start, stop, batch_size, model.params,
+                                           model.grads, state, hyper, model.meta, model._out_code,
+                                           ws, stats)
+                        seconds = time.perf_counter() - t
+                        optimizer.sync(hyper)
                         loss_sum += l
                         hits += h
-                        progress.batch(k, l / min(batch_size, n - s))
+                        k += count
+                        progress.batches(count, l / (stop - start))
+                        per_call = max(1, min(4096, int(_SECONDS_PER_CALL * count / max(seconds, 1e-9))))
                 except KeyboardInterrupt:
+                    optimizer.sync(hyper)  # the steps that completed are counted
                     progress.close()
                     history.interrupted = True
                     print(f"\nTraining interrupted during epoch {epoch + 1}; the model keeps the "

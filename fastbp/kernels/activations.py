@@ -9,6 +9,7 @@ import math
 from numba import njit
 
 from .._config import FASTMATH
+from .vexp import exp
 
 IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
 CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
@@ -16,11 +17,11 @@ CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def sigmoid(z, one):
-    # a = 1 / (1 + exp(-z)), evaluated so exp never overflows
-    if z >= 0:
-        return one / (one + math.exp(-z))
-    e = math.exp(z)
-    return e / (one + e)
+    # a = 1 / (1 + exp(-z)), from e = exp(-|z|) <= 1 so nothing overflows:
+    # z >= 0: 1 / (1 + e);  z < 0: e / (1 + e).  Branch-free, so it vectorises.
+    e = exp(-abs(z))
+    s = one / (one + e)
+    return s if z >= 0 else e * s
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")

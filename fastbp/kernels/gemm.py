@@ -18,7 +18,7 @@ rows, so there is one code path for every shape.
 from numba import njit, prange
 
 from .._config import FASTMATH, KC, MC, MR, NC, NR, SERIAL_ELEMENTS, SERIAL_FLOPS
-from .activations import activate, derivative
+from .activations import SIGMOID, activate, derivative, sigmoid
 
 EPI_NONE = 0      # c = a b^T
 EPI_BIAS_ACT = 1  # c = f(a b^T + bias)          forward of a dense layer
@@ -33,30 +33,33 @@ assert MR == 4 and NR == 4, "the micro-kernel below is written out for 4 x 4"
 def _micro_tile(a, b, c, i0, i1, j0, j1, k0, k1, first):
     """c[i0:i1, j0:j1] (+)= a[i0:i1, k0:k1] b[j0:j1, k0:k1]^T, in 4 x 4 register blocks."""
     zero = c.dtype.type(0)
+    kn = k1 - k0
     for i in range(i0, i1, MR):
-        # rows of the block; past the edge, repeat the last valid row (stored nowhere)
-        r0 = i
-        r1 = min(i + 1, i1 - 1)
-        r2 = min(i + 2, i1 - 1)
-        r3 = min(i + 3, i1 - 1)
+        # rows of the block; past the edge, repeat the last valid row (stored nowhere).
+        # Row views over [k0, k1) let the k loop start at 0, so LLVM knows the index is
+        # never negative and emits contiguous vector loads instead of gathers.
+        x0r = a[i, k0:k1]
+        x1r = a[min(i + 1, i1 - 1), k0:k1]
+        x2r = a[min(i + 2, i1 - 1), k0:k1]
+        x3r = a[min(i + 3, i1 - 1), k0:k1]
         for j in range(j0, j1, NR):
-            s0 = j
-            s1 = min(j + 1, j1 - 1)
-            s2 = min(j + 2, j1 - 1)
-            s3 = min(j + 3, j1 - 1)
+            y0r = b[j, k0:k1]
+            y1r = b[min(j + 1, j1 - 1), k0:k1]
+            y2r = b[min(j + 2, j1 - 1), k0:k1]
+            y3r = b[min(j + 3, j1 - 1), k0:k1]
             c00 = c01 = c02 = c03 = zero
             c10 = c11 = c12 = c13 = zero
             c20 = c21 = c22 = c23 = zero
             c30 = c31 = c32 = c33 = zero
-            for k in range(k0, k1):
-                x0 = a[r0, k]
-                x1 = a[r1, k]
-                x2 = a[r2, k]
-                x3 = a[r3, k]
-                y0 = b[s0, k]
-                y1 = b[s1, k]
-                y2 = b[s2, k]
-                y3 = b[s3, k]
+            for k in range(kn):
+                x0 = x0r[k]
+                x1 = x1r[k]
+                x2 = x2r[k]
+                x3 = x3r[k]
+                y0 = y0r[k]
+                y1 = y1r[k]
+                y2 = y2r[k]
+                y3 = y3r[k]
                 c00 += x0 * y0
                 c01 += x0 * y1
                 c02 += x0 * y2
@@ -106,15 +109,29 @@ def _store_row(c, i, j, nr, first, v0, v1, v2, v3):
 
 @njit(**_JIT)
 def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
+    """The tile's finishing pass while it is still in cache.  Row views starting at 0 and
+    the activation branch taken outside the inner loop let LLVM vectorise each loop."""
     one = c.dtype.type(1)
     if epilogue == EPI_BIAS_ACT:
+        b = bias[j0:j1]
         for i in range(i0, i1):
-            for j in range(j0, j1):
-                c[i, j] = activate(c[i, j] + bias[j], act, one)       # a = f(z + b)
+            row = c[i, j0:j1]
+            if act == SIGMOID:
+                for j in range(row.shape[0]):
+                    row[j] = sigmoid(row[j] + b[j], one)                      # a = f(z + b)
+            else:
+                for j in range(row.shape[0]):
+                    row[j] = activate(row[j] + b[j], act, one)
     elif epilogue == EPI_DACT:
         for i in range(i0, i1):
-            for j in range(j0, j1):
-                c[i, j] = c[i, j] * derivative(ref[i, j], act, one)  # dz = da * f'(z)
+            row = c[i, j0:j1]
+            a = ref[i, j0:j1]
+            if act == SIGMOID:
+                for j in range(row.shape[0]):
+                    row[j] = row[j] * (a[j] * (one - a[j]))                   # dz = da * a (1 - a)
+            else:
+                for j in range(row.shape[0]):
+                    row[j] = row[j] * derivative(a[j], act, one)              # dz = da * f'(z)
 
 
 @njit(**_JIT)
@@ -162,9 +179,11 @@ def transpose(src, dst):
                 dst[j, i] = src[i, j]
     else:
         for jb in prange((n + 15) // 16):
+            j0 = jb * 16
             for i in range(m):
-                for j in range(jb * 16, min(n, jb * 16 + 16)):
-                    dst[j, i] = src[i, j]
+                row = src[i, j0:min(n, j0 + 16)]
+                for j in range(row.shape[0]):
+                    dst[j0 + j, i] = row[j]
 
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls

@@ -19,6 +19,7 @@ from numba import njit, prange
 
 from .._config import FASTMATH, SERIAL_ELEMENTS
 from .activations import sigmoid
+from .vexp import exp
 
 SOFTMAX_XENT, SIGMOID_BCE, IDENTITY_MSE = 0, 1, 2
 CODES = {"softmax": SOFTMAX_XENT, "sigmoid": SIGMOID_BCE, "identity": IDENTITY_MSE}
@@ -38,7 +39,7 @@ def _softmax_inplace(z, r):
             best = j
     s = z.dtype.type(0)
     for j in range(n):
-        e = math.exp(z[r, j] - m)
+        e = exp(z[r, j] - m)
         z[r, j] = e
         s += e
     for j in range(n):

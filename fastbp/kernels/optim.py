@@ -1,12 +1,12 @@
 """Optimizer updates over the one flat parameter buffer, step for step as torch.optim.
 
 ``hyper`` (float64) = [kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,
-step_size, bias_correction2_sqrt, l2_weights, sum_sq_weights]; step_size and
-bias_correction2_sqrt are Adam's, computed in Python per step.  ``l2_weights`` (input) is an
-L2 coefficient applied to the weights only, never to biases, as scikit-learn's ``alpha``:
-``train_step`` adds ``l2_weights * W`` to each weight gradient before the update and
-writes ``sum(W**2)`` (the weights before the update) into ``sum_sq_weights`` (output).
-The optimizers never touch these two slots; 0 turns the term off.
+step_size, bias_correction2_sqrt, steps, l2_weights, sum_sq_weights]: ``advance`` counts a
+step and derives Adam's step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t) from the new
+count t.  ``l2_weights`` (input) is an L2 coefficient applied to the weights only, never to
+biases, as scikit-learn's ``alpha``: ``train_step`` adds ``l2_weights * W`` to each weight
+gradient before the update and writes ``sum(W**2)`` (the weights before the update) into
+``sum_sq_weights`` (output).  The optimizers leave both at 0, which turns the term off.
 ``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
 """
 import math
@@ -16,8 +16,9 @@ from numba import njit, prange
 from .._config import FASTMATH, SERIAL_ELEMENTS
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 12
-L2_WEIGHTS, SUM_SQ_WEIGHTS = 10, 11
+HYPER_SIZE = 13
+STEPS = 10  # index of the step count in hyper
+L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 _CHUNK = 4096
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -28,12 +29,16 @@ def _sgd_chunk(p, g, state, hyper, lo, hi):
     t = p.dtype.type
     lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
     nesterov = hyper[4] != 0
-    buf = state[0]
-    for i in range(lo, hi):
+    # views starting at 0: LLVM then knows no index is negative and vectorises
+    p, g, buf = p[lo:hi], g[lo:hi], state[0, lo:hi]
+    if momentum == 0:
+        for i in range(p.shape[0]):
+            p[i] = p[i] - lr * (g[i] + wd * p[i])  # p = p - lr (g + weight_decay p)
+        return
+    for i in range(p.shape[0]):
         d = g[i] + wd * p[i]                       # g + weight_decay * p
-        if momentum != 0:
-            buf[i] = momentum * buf[i] + d         # buf = momentum buf + g  (buf starts at 0)
-            d = d + momentum * buf[i] if nesterov else buf[i]
+        buf[i] = momentum * buf[i] + d             # buf = momentum buf + g  (buf starts at 0)
+        d = d + momentum * buf[i] if nesterov else buf[i]
         p[i] = p[i] - lr * d                       # p = p - lr g
 
 
@@ -44,13 +49,22 @@ def _adam_chunk(p, g, state, hyper, lo, hi):
     beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
     step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
     one = t(1)
-    m = state[0]
-    v = state[1]
-    for i in range(lo, hi):
+    p, g, m, v = p[lo:hi], g[lo:hi], state[0, lo:hi], state[1, lo:hi]
+    for i in range(p.shape[0]):
         d = g[i] + wd * p[i]
         m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
         v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
         p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
+
+
+@njit(**_JIT)
+def advance(hyper):
+    """Count one step; for Adam, the bias corrections of step t (float64, as torch)."""
+    hyper[STEPS] += 1
+    if int(hyper[0]) == ADAM:
+        t = hyper[STEPS]
+        hyper[8] = hyper[1] / (1.0 - hyper[5] ** t)   # step_size = lr / bias_correction1
+        hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
 
 
 @njit(**_JIT)

@@ -18,7 +18,7 @@ from numba import njit
 from .._config import FASTMATH
 from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nt, row_sums, transpose
 from .loss import output_function, output_loss
-from .optim import update
+from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
 
@@ -97,7 +97,7 @@ def l2_weights(params, grads, meta, coef):
 @njit(**_JIT)
 def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
     """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)
-    of the data term; an L2 term on the weights is added when hyper[10] != 0 (see optim.py)."""
+    of the data term; an L2 term on the weights is added when hyper[L2_WEIGHTS] != 0 (optim.py)."""
     acts, dz_a = ws[0], ws[1]
     b = idx.shape[0]
     z = forward(x, idx, params, meta, acts)
@@ -105,9 +105,26 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
     dz = dz_a[: b * n_out].reshape((b, n_out))
     loss, hits = output_loss(z, y, idx, dz, stats, out_code)
     backward(params, grads, meta, ws, dz)
-    if hyper[10] != 0.0:                                            # hyper[L2_WEIGHTS]
-        hyper[11] = l2_weights(params, grads, meta, hyper[10])     # hyper[SUM_SQ_WEIGHTS]
+    if hyper[L2_WEIGHTS] != 0.0:
+        hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
     update(params, grads, state, hyper)
+    return loss, hits
+
+
+@njit(**_JIT)
+def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
+                ws, stats):
+    """Minibatches order[start:start+batch_size], ... up to order[:stop], one train_step each
+    (hyper[STEPS] counts them).  One compiled call for many small steps keeps the Python
+    dispatch cost out of the loop.  Returns (loss sum, hits) over all their samples."""
+    loss = 0.0
+    hits = 0.0
+    for s in range(start, stop, batch_size):
+        advance(hyper)
+        l, h = train_step(x, y, order[s:min(s + batch_size, stop)], params, grads, state, hyper,
+                          meta, out_code, ws, stats)
+        loss += l
+        hits += h
     return loss, hits
 
 

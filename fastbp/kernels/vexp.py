@@ -1,0 +1,98 @@
+"""exp(x) in a form LLVM can vectorise.
+
+``math.exp`` compiles to a call into the C library, one element at a time: in a sigmoid
+layer the exponentials cost as much as the matrix product.  This version is branch-free
+arithmetic (Cephes' range reduction and approximants), so the epilogue loops that apply
+it run on vector registers:
+
+    x = n ln2 + r,  |r| <= ln2 / 2      (n = round(x / ln2); ln2 split in two parts)
+    exp(x) = 2^n * exp(r)               (exp(r): polynomial in float32, Pade in float64)
+
+2^n is built directly from its bits.  x is clamped to the range where 2^n is a normal
+number (about [-87, 88] in float32, [-708, 709] in float64): exp of less is about 1e-38
+(1e-308) instead of a subnormal or 0.  Accurate to a few ulp; NaN propagates.
+"""
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+from .._config import FASTMATH
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """2.0**n for an integral float n in the normal exponent range, built from its bits."""
+    if n not in (types.float32, types.float64):
+        return None
+    bits, mant, bias = (32, 23, 127) if n == types.float32 else (64, 52, 1023)
+
+    def codegen(context, builder, signature, args):
+        ity = ir.IntType(bits)
+        i = builder.fptosi(args[0], ity)
+        i = builder.add(i, ir.Constant(ity, bias))
+        i = builder.shl(i, ir.Constant(ity, mant))
+        return builder.bitcast(i, context.get_value_type(signature.return_type))
+
+    return n(n), codegen
+
+
+def exp(x):
+    """exp(x); inside compiled code, the vectorisable version below."""
+    return math.exp(x)
+
+
+def _constants(dt):
+    c = dict(lo=-87.0, hi=88.0, log2e=1.4426950408889634, half=0.5, one=1.0, two=2.0,
+             ln2_hi=0.693359375, ln2_lo=-2.12194440e-4)
+    if dt == np.float64:
+        c.update(lo=-708.0, hi=709.0, ln2_hi=6.93145751953125e-1, ln2_lo=1.42860682030941723212e-6)
+    return {k: dt(v) for k, v in c.items()}
+
+
+_F32 = _constants(np.float32)
+_F64 = _constants(np.float64)
+# float32: Cephes expf polynomial, exp(r) = 1 + r + r^2 (P0 r^5 + ... + P5)
+_P32 = [np.float32(v) for v in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)]
+# float64: Cephes exp Pade form, exp(r) = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2))
+_P64 = [np.float64(v) for v in (1.26177193074810590878e-4, 3.02994407707441961300e-2,
+                                9.99999999999999999910e-1)]
+_Q64 = [np.float64(v) for v in (3.00198505138664455042e-6, 2.52448340349684104192e-3,
+                                2.27265548208155028766e-1, 2.00000000000000000009e0)]
+
+
+@overload(exp, jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _exp_impl(x):
+    if x not in (types.float32, types.float64):
+        return None
+    c = _F32 if x == types.float32 else _F64
+    lo, hi, log2e, half, one, two = c["lo"], c["hi"], c["log2e"], c["half"], c["one"], c["two"]
+    ln2_hi, ln2_lo = c["ln2_hi"], c["ln2_lo"]
+    if x == types.float32:
+        p0, p1, p2, p3, p4, p5 = _P32
+
+        def exp32(x):
+            x = x if not x < lo else lo      # clamp, written so NaN passes through
+            x = x if not x > hi else hi
+            n = np.floor(x * log2e + half)  # a float of x's dtype
+            r = x - n * ln2_hi - n * ln2_lo  # x - n ln2, in two steps for accuracy
+            p = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + one
+            return p * _pow2(n)
+        return exp32
+
+    p0, p1, p2 = _P64
+    q0, q1, q2, q3 = _Q64
+
+    def exp64(x):
+        x = x if not x < lo else lo
+        x = x if not x > hi else hi
+        n = np.floor(x * log2e + half)  # a float of x's dtype
+        r = x - n * ln2_hi - n * ln2_lo
+        z = r * r
+        px = r * ((p0 * z + p1) * z + p2)
+        e = px / ((((q0 * z + q1) * z + q2) * z + q3) - px)
+        return (one + two * e) * _pow2(n)
+    return exp64

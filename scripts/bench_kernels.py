@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Per-kernel throughput, so a regression can be traced to its kernel.
+
+For each layer of a configuration of shared/DESIGN.md it times, separately and after a
+warm-up call: the forward product with its fused bias + sigmoid epilogue, the packing
+transposes of the backward pass, the weight-gradient product, the product that passes the
+delta down (fused activation derivative), the bias gradient, the loss kernel and the
+optimizer update over the whole parameter buffer.  Reports the median of --repeat runs
+in microseconds and GFLOP/s.
+
+    python scripts/bench_kernels.py --configs M,L --dtype float32 --threads 2
+"""
+import argparse
+import os
+import time
+
+p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p.add_argument("--configs", default="S,M,MB,L")
+p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+p.add_argument("--threads", type=int, default=os.cpu_count())
+p.add_argument("--repeat", type=int, default=7)
+args = p.parse_args()
+os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
+
+import numpy as np  # noqa: E402
+
+import fastbp  # noqa: E402
+from fastbp.kernels import activations as A  # noqa: E402
+from fastbp.kernels.gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gemm_nt, row_sums, transpose  # noqa: E402
+from fastbp.kernels.loss import output_loss  # noqa: E402
+from fastbp.kernels.optim import HYPER_SIZE, SGD, update  # noqa: E402
+
+CONFIGS = {"S": ([64, 32, 10], 32), "M": ([784, 256, 256, 10], 128), "MB": ([784, 256, 256, 10], 1024),
+           "L": ([1024, 1024, 1024, 10], 512), "XL": ([4096, 4096, 4096, 10], 512)}
+
+
+def timeit(fn, repeat):
+    fn()
+    inner = 1
+    while True:  # enough calls per sample to last >= 2 ms
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        if time.perf_counter() - t > 2e-3 or inner > 1 << 16:
+            break
+        inner *= 4
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t) / inner)
+    return float(np.median(samples))
+
+
+def main():
+    fastbp.set_num_threads(min(args.threads, fastbp._threads.max_threads()))
+    dt = np.dtype(args.dtype)
+    rng = np.random.default_rng(0)
+    print(f"dtype {dt.name}, threads {fastbp.get_num_threads()}, median of {args.repeat}")
+    print(f"{'config':6} {'layer':>14} {'kernel':22} {'us':>10} {'GFLOP/s':>8}")
+    for cfg in args.configs.split(","):
+        sizes, b = CONFIGS[cfg]
+        total = 0.0
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            x = rng.random((b, n_in)).astype(dt)
+            w = (rng.standard_normal((n_out, n_in)) * 0.05).astype(dt)
+            bias = np.zeros(n_out, dt)
+            z = np.empty((b, n_out), dt)
+            dz = rng.standard_normal((b, n_out)).astype(dt)
+            dzt = np.empty((n_out, b), dt)
+            xt = np.empty((n_in, b), dt)
+            wt = np.empty((n_in, n_out), dt)
+            dw = np.empty((n_out, n_in), dt)
+            db = np.empty(n_out, dt)
+            dx = np.empty((b, n_in), dt)
+            flops = 2.0 * b * n_in * n_out
+            tests = [
+                ("forward (bias+sigmoid)", lambda: gemm_nt(x, w, z, bias, z, EPI_BIAS_ACT, A.SIGMOID), flops),
+                ("pack dz^T, x^T", lambda: (transpose(dz, dzt), transpose(x, xt)), 0),
+                ("dW = dz^T x", lambda: gemm_nt(dzt, xt, dw, bias, dw, EPI_NONE, 0), flops),
+                ("db = sum dz", lambda: row_sums(dzt, db), 0),
+            ]
+            if l > 0:
+                tests += [("pack W^T", lambda: transpose(w, wt), 0),
+                          ("dx = (dz W) f'(a)", lambda: gemm_nt(dz, wt, dx, bias, x, EPI_DACT, A.SIGMOID), flops)]
+            for name, fn, f in tests:
+                t = timeit(fn, args.repeat)
+                total += t
+                print(f"{cfg:6} {f'{n_in}x{n_out}':>14} {name:22} {t * 1e6:10.1f} "
+                      f"{'' if not f else f'{f / t / 1e9:8.1f}'}")
+        n_out = sizes[-1]
+        z = rng.standard_normal((b, n_out)).astype(dt)
+        y = rng.integers(0, n_out, size=(b, 1)).astype(dt)
+        idx = np.arange(b, dtype=np.int64)
+        dz = np.empty_like(z)
+        stats = np.empty((2, b))
+        t = timeit(lambda: output_loss(z.copy(), y, idx, dz, stats, 0), args.repeat)
+        total += t
+        print(f"{cfg:6} {'output':>14} {'softmax cross-entropy':22} {t * 1e6:10.1f}")
+        n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+        params = rng.standard_normal(n_params).astype(dt)
+        grads = rng.standard_normal(n_params).astype(dt)
+        state = np.zeros((2, n_params), dt)
+        hyper = np.zeros(HYPER_SIZE)
+        hyper[0], hyper[1] = SGD, 1e-6
+        t = timeit(lambda: update(params, grads, state, hyper), args.repeat)
+        total += t
+        print(f"{cfg:6} {f'{n_params} params':>14} {'SGD update':22} {t * 1e6:10.1f}")
+        fps = 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:])) * 2 + 2 * sum(
+            i * o for i, o in zip(sizes[1:-1], sizes[2:]))
+        print(f"{cfg:6} {'sum':>14} {'one minibatch':22} {total * 1e6:10.1f} {fps * b / total / 1e9:8.1f}"
+              f"   -> {b / total:,.0f} samples/s")
+
+
+if __name__ == "__main__":
+    main()
