@@ -1,6 +1,8 @@
 """fastbp: JIT-compiled, explicit-loop backpropagation for multi-layer perceptrons."""
 __version__ = "0.1.0"
 
+from . import _cache  # noqa: E402,F401  (before any kernel: where compiled code is cached)
+
 from ._threads import get_num_threads, set_num_threads, threading_layer  # noqa: E402  (first: picks the threading layer)
 from .callbacks import Callback, EarlyStopping, LambdaCallback  # noqa: E402
 from .datasets import load_digits  # noqa: E402

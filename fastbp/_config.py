@@ -13,9 +13,9 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 # Micro-kernel: MR rows of A against NR rows of B, MR*NR scalar accumulators in registers.
 MR = 4
 NR = 4
-# Cache blocking of the reduction axis: KC elements of a row (1 KiB of float32) stay hot
+# Cache blocking of the reduction axis: KC elements of a row (4 KiB of float32) stay hot
 # while a tile of C is computed.
-KC = 256
+KC = 1024
 # A task of the parallel loop computes an MC x NC tile of C.
 MC = 64
 NC = 64

@@ -4,6 +4,7 @@ import pytest
 from conftest import tol
 
 import naive
+from fastbp._config import KC
 from fastbp.kernels import activations as A
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
@@ -11,9 +12,10 @@ from fastbp.kernels.gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, g
 
 DTYPES = [np.float32, np.float64]
 # (m, n, k): ones, odd sizes, not multiples of the 4x4 block, the 64 tile or the 256 k block;
-# the last ones are large enough to take the parallel path and cross k blocks.
+# the last ones are large enough to take the parallel path, and the very last crosses a
+# k block (KC) boundary.
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
-          (255, 37, 300), (130, 100, 600)]
+          (255, 37, 300), (130, 100, 600), (9, 6, KC + 7)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
 
 

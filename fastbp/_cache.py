@@ -1,0 +1,108 @@
+"""Where Numba keeps fastbp's compiled kernels, and when they are stale.
+
+Numba's own cache keys a function on its source file alone, so a change to a constant it
+imports (a tile size in ``_config.py``, a helper in another kernel module) would load
+stale machine code.  Our locator stamps every kernel with a hash of all of fastbp's
+kernel sources, and never fails: it uses ``$FASTBP_CACHE_DIR`` if set, else the package's
+``__pycache__`` when writable, else a user cache folder, else a temporary one (so a read-only install still works and a
+cache that cannot be written never crashes; at worst it recompiles).
+"""
+import hashlib
+import os
+import tempfile
+
+from numba.core import caching
+
+_PKG = os.path.dirname(os.path.abspath(__file__))
+_SOURCES = ["_config.py"] + [os.path.join("kernels", f) for f in
+                             sorted(os.listdir(os.path.join(_PKG, "kernels"))) if f.endswith(".py")]
+
+
+def _stamp():
+    h = hashlib.sha256()
+    for rel in _SOURCES:
+        with open(os.path.join(_PKG, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+STAMP = _stamp()
+
+
+def _candidates():
+    if os.environ.get("FASTBP_CACHE_DIR"):
+        yield os.environ["FASTBP_CACHE_DIR"]
+    yield os.path.join(_PKG, "__pycache__", "numba")
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        yield os.path.join(os.environ["NUMBA_CACHE_DIR"], "fastbp")
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    yield os.path.join(xdg, "fastbp", "numba")
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    yield os.path.join(tempfile.gettempdir(), f"fastbp-numba-cache-{uid}")
+
+
+def _writable(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+        return True
+    except OSError:
+        return False
+
+
+def _choose_dir():
+    for path in _candidates():
+        if _writable(path):
+            return path
+    try:
+        return tempfile.mkdtemp(prefix="fastbp-numba-cache-")
+    except OSError:
+        return None
+
+
+CACHE_DIR = None  # chosen on first use
+
+
+class FastbpLocator(caching._CacheLocator):
+    """Numba cache locator for functions defined in fastbp's own files."""
+
+    def __init__(self, py_func, path):
+        self._lineno = py_func.__code__.co_firstlineno
+        self._path = path
+
+    def ensure_cache_path(self):
+        os.makedirs(self._path, exist_ok=True)
+
+    def get_cache_path(self):
+        return self._path
+
+    def get_source_stamp(self):
+        return STAMP
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        global CACHE_DIR
+        if not os.path.abspath(py_file).startswith(_PKG + os.sep):
+            return None
+        if CACHE_DIR is None:
+            CACHE_DIR = _choose_dir()
+        if CACHE_DIR is None:
+            return None
+        return cls(py_func, CACHE_DIR)
+
+
+_impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")  # name varies by version
+if FastbpLocator not in _impl._locator_classes:
+    _impl._locator_classes.insert(0, FastbpLocator)
+
+
+def cache_dir():
+    """The folder holding fastbp's compiled kernels (None before the first kernel loads)."""
+    return CACHE_DIR
+
+
+__all__ = ["STAMP", "cache_dir", "FastbpLocator"]
+

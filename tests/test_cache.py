@@ -1,0 +1,44 @@
+"""The compile cache: stamped with every kernel source, and never a reason to crash."""
+import os
+import subprocess
+import sys
+
+import fastbp
+from fastbp import _cache
+
+
+def test_stamp_covers_config_and_every_kernel_module():
+    kernels = {f for f in os.listdir(os.path.join(_cache._PKG, "kernels")) if f.endswith(".py")}
+    assert {os.path.basename(s) for s in _cache._SOURCES} >= kernels | {"_config.py"}
+
+
+def test_falls_back_when_a_cache_folder_cannot_be_written(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    good = tmp_path / "ok"
+    monkeypatch.setattr(_cache, "_candidates", lambda: iter([str(blocker / "x"), str(good)]))
+    assert _cache._choose_dir() == str(good)
+    monkeypatch.setattr(_cache, "_candidates", lambda: iter([str(blocker / "x")]))
+    assert os.path.isdir(_cache._choose_dir())          # a fresh temporary folder
+
+
+def test_kernels_are_cached_in_the_chosen_folder():
+    fastbp.MLP([3, 2]).predict([[0.0, 1.0, 2.0]])
+    folder = _cache.cache_dir()
+    assert folder and any(f.endswith(".nbi") for f in os.listdir(folder))
+
+
+def test_cache_folder_from_the_environment(tmp_path):
+    """FASTBP_CACHE_DIR is used when writable; an unwritable one is skipped, not fatal."""
+    code = ("import fastbp, fastbp._cache as c, numpy as np\n"
+            "fastbp.MLP([2, 2], seed=0).fit(np.eye(2), [0, 1], epochs=1, verbose=0)\n"
+            "print(c.cache_dir())\n")
+    for folder, expect in [(tmp_path / "kc", str(tmp_path / "kc")), ("/proc/no/such", None)]:
+        env = dict(os.environ, FASTBP_CACHE_DIR=str(folder))
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=600, env=env)
+        assert r.returncode == 0, r.stderr
+        if expect:
+            assert r.stdout.strip() == expect and any(f.endswith(".nbi") for f in os.listdir(expect))
+        else:
+            assert r.stdout.strip() != str(folder)
