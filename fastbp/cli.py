@@ -157,10 +157,9 @@ def _info(args):
         ("sse", "ssse", "avx", "fma", "f16c", "amx", "neon", "sve", "vsx", "altivec")))
     print(f"CPU:             {llvm.get_host_cpu_name()} ({platform.machine()})")
     print("vector ext.:     " + (" ".join(vector) or "none detected"))
-    cache = numba.config.CACHE_DIR or os.path.join(os.path.dirname(fastbp.kernels.__file__),
-                                                   "__pycache__")
-    print(f"compile cache:   {cache}" + ("" if numba.config.CACHE_DIR else
-                                         "  (set NUMBA_CACHE_DIR to move it)"))
+    from fastbp import _cache
+    print(f"compile cache:   {_cache.cache_dir()}  (stamp {_cache.STAMP[:12]}; set "
+          "FASTBP_CACHE_DIR to move it)")
     return 0
 
 
