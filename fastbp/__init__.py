@@ -14,4 +14,13 @@ from .warmup import warmup  # noqa: E402
 
 __all__ = ["MLP", "Layer", "SGD", "Adam", "Optimizer", "History", "Callback", "EarlyStopping",
            "LambdaCallback", "load", "ModelFileError", "load_digits", "set_num_threads",
-           "get_num_threads", "threading_layer", "warmup", "__version__"]
+           "get_num_threads", "threading_layer", "warmup", "MLPClassifier", "MLPRegressor",
+           "__version__"]
+
+
+def __getattr__(name):
+    # the estimators need scikit-learn; import it only when they are asked for
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn as _sk
+        return getattr(_sk, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

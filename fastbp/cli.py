@@ -1,4 +1,10 @@
-"""The command line: ``fastbp train`` (also ``python -m fastbp train``)."""
+"""The command line (also ``python -m fastbp``).
+
+``fastbp train``     train a classifier and save it (``--plot`` for a learning curve)
+``fastbp info``      versions, threading layer, threads, CPU vector extensions, compile cache
+``fastbp predict``   predictions of a saved model for a data file
+``fastbp evaluate``  loss and accuracy of a saved model on a data file
+"""
 import argparse
 import sys
 import time
@@ -42,6 +48,27 @@ def _parser():
                    help="scale each feature to zero mean and unit variance (training-set statistics)")
     t.add_argument("--output", "-o", default="fastbp-model.npz", help="where to save the model")
     t.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    t.add_argument("--plot", metavar="PNG", default=None,
+                   help="save a learning curve (loss and accuracy per epoch, training and "
+                   "held-out) to this image file; needs matplotlib")
+
+    sub.add_parser("info", help="versions, threading layer, threads, CPU vector extensions, "
+                   "compile-cache location")
+
+    for name, text in (("predict", "predict with a saved model; one line per sample"),
+                       ("evaluate", "loss and accuracy (R^2 for regressors) of a saved model")):
+        c = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        c.add_argument("model", help="model file written by fastbp train, MLP.save or an "
+                       "estimator's save")
+        c.add_argument("data", help=".npz with array X (and y) or .csv (label in the last column "
+                       "when there is one more column than the model has inputs)")
+        c.add_argument("--standardize-from", metavar="DATA", default=None,
+                       help="standardise features with the mean/std of this (training) data file, "
+                       "as fastbp train --standardize does")
+        if name == "predict":
+            c.add_argument("--proba", action="store_true",
+                           help="print the output probabilities instead of the class")
+            c.add_argument("--output", "-o", default=None, help="write CSV here instead of stdout")
     return p
 
 
@@ -81,8 +108,10 @@ def _train(args):
     print(f"model: {'-'.join(map(str, sizes))} {args.activation}, softmax output, {args.dtype}, "
           f"{opt!r}, batch {args.batch_size}, threads {model.n_threads or fastbp.get_num_threads()}")
     t0 = time.perf_counter()
+    # with --plot, the held-out part is also scored after each epoch (weights are unchanged)
     history = model.fit(X_train, y[train], epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=opt, verbose=args.verbose)
+                        optimizer=opt, verbose=args.verbose,
+                        validation_data=(X_test, y[test]) if args.plot else None)
     seconds = time.perf_counter() - t0
     result = model.evaluate(X_test, y[test])
     rates = history.history.get("samples_per_second", [])
@@ -92,6 +121,137 @@ def _train(args):
     print(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
     model.save(args.output)
     print(f"saved model to {args.output}")
+    if args.plot:
+        from fastbp.plotting import plot_history
+        plot_history(history, args.plot, title=f"{'-'.join(map(str, sizes))} {args.activation}, "
+                     f"{opt!r}, batch {args.batch_size} (validation = held-out part)")
+        print(f"saved learning curve to {args.plot}")
+    return 0
+
+
+def _info(args):
+    import os
+    import platform
+
+    import llvmlite.binding as llvm
+    import numba
+
+    import fastbp
+    from fastbp import _threads
+
+    # run one tiny parallel kernel so Numba has loaded its threading layer
+    fastbp.MLP([2, 2], seed=0).predict(np.zeros((1, 2)))
+    versions = [("fastbp", fastbp.__version__), ("python", platform.python_version()),
+                ("numpy", np.__version__), ("numba", numba.__version__)]
+    for mod in ("llvmlite", "sklearn", "matplotlib"):
+        try:
+            versions.append((mod, __import__(mod).__version__))
+        except ImportError:
+            versions.append((mod, "not installed"))
+    print("versions:        " + ", ".join(f"{k} {v}" for k, v in versions))
+    print(f"threading layer: {fastbp.threading_layer()}")
+    print(f"threads:         {fastbp.get_num_threads()} in use, {_threads.max_threads()} started "
+          f"(NUMBA_NUM_THREADS), {os.cpu_count()} CPUs")
+    features = llvm.get_host_cpu_features()
+    vector = sorted(f for f, on in features.items() if on and f.startswith(
+        ("sse", "ssse", "avx", "fma", "f16c", "amx", "neon", "sve", "vsx", "altivec")))
+    print(f"CPU:             {llvm.get_host_cpu_name()} ({platform.machine()})")
+    print("vector ext.:     " + (" ".join(vector) or "none detected"))
+    from fastbp import _cache
+    print(f"compile cache:   {_cache.cache_dir()}  (stamp {_cache.STAMP[:12]}; set "
+          "FASTBP_CACHE_DIR to move it)")
+    return 0
+
+
+def _load_for_model(args, n_features):
+    """(X, y or None) from a data file, for a model with n_features inputs."""
+    import os
+    path = args.data
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"data file {path!r} does not exist")
+    if path.lower().endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            if "X" not in z.files:
+                raise ValueError(f"{path} must hold an array 'X'")
+            X = z["X"]
+            y = z["y"] if "y" in z.files else None
+    elif path.lower().endswith(".csv"):
+        with open(path) as f:
+            first = f.readline()
+        try:
+            [float(v) for v in first.strip().split(",")]
+            skip = 0
+        except ValueError:
+            skip = 1
+        data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+        if data.shape[1] == n_features + 1:
+            X, y = data[:, :-1], data[:, -1]
+        else:
+            X, y = data, None
+    else:
+        raise ValueError(f"data file must end in .npz or .csv, got {path!r}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"{path}: the model expects {n_features} features per sample, the data "
+                         f"has shape {X.shape}")
+    if args.standardize_from:
+        from fastbp.datasets import load_file
+        Xs, _ = load_file(args.standardize_from, dtype="float64")
+        mean, std = Xs.mean(axis=0), Xs.std(axis=0)
+        std[std == 0] = 1
+        X = (X - mean) / std
+    return X, y
+
+
+def _load_model(path):
+    import fastbp
+    model = fastbp.load(path)
+    n_features = model.sizes[0] if isinstance(model, fastbp.MLP) else model.n_features_in_
+    return model, n_features
+
+
+def _predict(args):
+    import fastbp
+    model, n_features = _load_model(args.model)
+    X, _ = _load_for_model(args, n_features)
+    if isinstance(model, fastbp.MLP):
+        if args.proba or model.output == "identity":
+            out = model.predict(X)
+        else:
+            out = model.predict_classes(X)
+    else:
+        out = model.predict_proba(X) if args.proba else model.predict(X)
+    out = np.asarray(out)
+    if out.ndim == 1:
+        out = out.reshape(-1, 1)
+    lines = [",".join(str(v) if out.dtype.kind in "iub" else
+                      (f"{v:.6g}" if out.dtype.kind == "f" else str(v)) for v in row) for row in out]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        from fastbp.io import atomic_write
+        atomic_write(args.output, lambda f: f.write(text.encode()))
+        print(f"wrote {len(lines)} predictions to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _evaluate(args):
+    import fastbp
+    model, n_features = _load_model(args.model)
+    X, y = _load_for_model(args, n_features)
+    if y is None:
+        raise ValueError(f"{args.data} has no labels/targets to evaluate against")
+    if isinstance(model, fastbp.MLP):
+        result = model.evaluate(X, y)
+    else:
+        result = {"score": model.score(X, y)}
+        if hasattr(model, "predict_proba"):
+            from sklearn.metrics import log_loss
+            result["loss"] = log_loss(y, model.predict_proba(X), labels=model.classes_)
+        name = "accuracy" if hasattr(model, "classes_") else "r2"
+        result = {("loss" if k == "loss" else name): v for k, v in result.items()}
+    print(f"samples: {X.shape[0]}  " + "  ".join(f"{k}: {v:.4f}" for k, v in result.items()))
     return 0
 
 
@@ -100,7 +260,13 @@ def main(argv=None):
     try:
         if args.command == "train":
             return _train(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+        if args.command == "info":
+            return _info(args)
+        if args.command == "predict":
+            return _predict(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         print(f"fastbp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 1

@@ -104,6 +104,7 @@ class MLP:
         self.seed = seed
         self.n_threads = n_threads
         self.stop_training = False
+        self.epoch = 0          # training epochs completed over the model's life
         self.history = None
         self.optimizer = None
         self._workspaces = {}
@@ -147,6 +148,21 @@ class MLP:
         return (f"MLP({self.sizes}, activation={self.activation!r}, output={self.output!r}, "
                 f"dtype={self.dtype.name!r}, seed={self.seed!r})")
 
+    # -- pickling --------------------------------------------------------------------
+    def __getstate__(self):
+        # layers hold views of params; pickle would copy them apart, so rebuild on load
+        state = self.__dict__.copy()
+        for key in ("layers", "grads", "meta", "_workspaces", "_out_code"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        params = state.pop("params")
+        self.__dict__.update(state)
+        self._workspaces = {}
+        self._build()
+        self.params[:] = params
+
     # -- workspaces --------------------------------------------------------------------
     def workspace(self, b_max):
         """Flat buffers for minibatches of up to b_max rows, allocated once and reused."""
@@ -181,7 +197,7 @@ class MLP:
     # -- training ----------------------------------------------------------------------
     def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
-            n_threads=None):
+            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None):
         """Train by minibatch gradient descent.
 
         Parameters
@@ -211,16 +227,30 @@ class MLP:
             2 one line per epoch.
         n_threads : int or None
             Threads for this call, restored afterwards.
+        checkpoint : str, os.PathLike or None
+            Write a checkpoint (model, optimizer state, RNG state, epoch, history) to this
+            path, atomically, every ``checkpoint_every`` epochs and after the last epoch.
+            It is an ordinary model file: ``fastbp.load`` reads it.
+        checkpoint_every : int
+            Epochs between checkpoints, >= 1.
+        resume : str, os.PathLike or None
+            Continue the run saved in this checkpoint: weights, optimizer state, RNG state
+            and history are restored and training goes on from the checkpoint's epoch up to
+            ``epochs`` in total.  Call with the same data and arguments as the interrupted
+            run; the result is then bit-identical to a run that was never stopped.
+            Callback state (e.g. EarlyStopping's patience count) is not saved.
 
         Returns
         -------
         History
+            With ``resume``, the checkpoint's history followed by the new epochs.
         """
         from .trainer import fit
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    shuffle=shuffle, validation_data=validation_data,
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
-                   n_threads=n_threads)
+                   n_threads=n_threads, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                   resume=resume)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):

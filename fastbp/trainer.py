@@ -88,8 +88,49 @@ class _Progress:
             self.bar = None
 
 
+def _resume(model, path, optimizer):
+    """Restore weights, optimizer and history from a checkpoint; return (optimizer, training)."""
+    from .io import read_checkpoint
+    saved, training = read_checkpoint(path)
+    if saved.get_config() | {"seed": None} != model.get_config() | {"seed": None}:
+        raise ValueError(f"resume: {path} holds a model {saved.get_config()}, but this model is "
+                         f"{model.get_config()}")
+    if saved.optimizer is None:
+        raise ValueError(f"resume: {path} holds no optimizer state")
+    if optimizer is not None:
+        optimizer = optimizers.get(optimizer)
+        if optimizer.get_config() != saved.optimizer.get_config():
+            raise ValueError(f"resume: optimizer {optimizer!r} differs from the checkpoint's "
+                             f"{saved.optimizer!r}")
+        optimizer.state = saved.optimizer.state
+        optimizer.steps = saved.optimizer.steps
+    else:
+        optimizer = saved.optimizer
+    model.params[:] = saved.params
+    model.rng.bit_generator.state = saved.rng.bit_generator.state
+    model.epoch = saved.epoch
+    return optimizer, training
+
+
+def _history_from(training):
+    history = History()
+    saved = training.get("history") or {}
+    history.epoch = list(saved.get("epoch", []))
+    history.history = {k: list(v) for k, v in saved.get("history", {}).items()}
+    return history
+
+
+def _save_checkpoint(model, path, epoch, epochs, rng_start, history):
+    from .io import save
+    training = {"epoch": epoch, "epochs": epochs, "rng_state_start": rng_start,
+                "history": {"epoch": list(history.epoch),
+                            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}}
+    save(model, path, training=training)
+
+
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
-        validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None):
+        validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None,
+        checkpoint=None, checkpoint_every=1, resume=None):
     X = model.check_X(X)
     y = model.check_y(y, X.shape[0])
     epochs = V.check_int("epochs", epochs, low=0)
@@ -100,20 +141,37 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be fastbp.Callback instances, got {cb!r}")
+    checkpoint_every = V.check_int("checkpoint_every", checkpoint_every, low=1)
+    start_epoch = 0
+    training = None
+    if resume is not None:
+        optimizer, training = _resume(model, resume, optimizer)
+        start_epoch = V.check_int("checkpoint epoch", training.get("epoch"), low=0)
+        if epochs < start_epoch:
+            raise ValueError(f"resume: {resume} is at epoch {start_epoch}; epochs={epochs} "
+                             "counts all epochs of the run, so it must be at least that")
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else optimizers.SGD()
     optimizer = optimizers.get(optimizer)
     state = optimizer.bind(model.params)
     model.optimizer = optimizer
 
-    train_rows, val = _split(model, X, y, validation_data, validation_split)
+    if training is not None:   # replay the validation split from the run's starting RNG state
+        rng_now = model.rng.bit_generator.state
+        rng_start = training["rng_state_start"]
+        model.rng.bit_generator.state = rng_start
+        train_rows, val = _split(model, X, y, validation_data, validation_split)
+        model.rng.bit_generator.state = rng_now
+    else:
+        rng_start = model.rng.bit_generator.state
+        train_rows, val = _split(model, X, y, validation_data, validation_split)
     n = train_rows.shape[0]
     batch_size = min(batch_size, n)
     n_batches = (n + batch_size - 1) // batch_size
     progress = _Progress(verbose, epochs, n_batches)
     ws, stats = model.workspace(batch_size)
     hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
-    history = History()
+    history = History() if training is None else _history_from(training)
     model.history = history
     model.stop_training = False
     classify = model.output != "identity"
@@ -124,7 +182,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             cb.set_model(model)
             cb.on_train_begin({})
         try:
-            for epoch in range(epochs):
+            for epoch in range(start_epoch, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, {})
                 order = model.rng.permutation(train_rows) if shuffle else train_rows
@@ -165,6 +223,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                 logs["epoch_time"] = seconds
                 logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
                 history.append(epoch, logs)
+                model.epoch += 1
                 progress.end_epoch(epoch, logs)
                 if not (math.isfinite(logs["loss"]) and V.all_finite(model.params)):
                     raise FloatingPointError(
@@ -173,6 +232,9 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         "or scale the inputs")
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
+                if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0
+                                               or epoch + 1 == epochs or model.stop_training):
+                    _save_checkpoint(model, checkpoint, epoch + 1, epochs, rng_start, history)
                 if model.stop_training:
                     break
         finally:

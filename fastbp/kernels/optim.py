@@ -1,8 +1,12 @@
 """Optimizer updates over the one flat parameter buffer, step for step as torch.optim.
 
 ``hyper`` (float64) = [kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,
-step_size, bias_correction2_sqrt, steps]: ``advance`` counts a step and derives Adam's
-step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t) from the new count t.
+step_size, bias_correction2_sqrt, steps, l2_weights, sum_sq_weights]: ``advance`` counts a
+step and derives Adam's step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t) from the new
+count t.  ``l2_weights`` (input) is an L2 coefficient applied to the weights only, never to
+biases, as scikit-learn's ``alpha``: ``train_step`` adds ``l2_weights * W`` to each weight
+gradient before the update and writes ``sum(W**2)`` (the weights before the update) into
+``sum_sq_weights`` (output).  The optimizers leave both at 0, which turns the term off.
 ``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
 """
 import math
@@ -12,8 +16,9 @@ from numba import njit, prange
 from .._config import FASTMATH, SERIAL_ELEMENTS
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 11
+HYPER_SIZE = 13
 STEPS = 10  # index of the step count in hyper
+L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 _CHUNK = 4096
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")

@@ -18,7 +18,7 @@ from numba import njit
 from .._config import FASTMATH, SMALL_K
 from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nn, gemm_nt, row_sums, transpose
 from .loss import output_function, output_loss
-from .optim import advance, update
+from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
 _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
 
@@ -84,8 +84,23 @@ def backward(params, grads, meta, ws, dz):
 
 
 @njit(**_JIT)
+def l2_weights(params, grads, meta, coef):
+    """L = 0.5 coef sum(W^2) over the weights, not the biases:  dW += coef * W.  Returns sum(W^2)."""
+    c = params.dtype.type(coef)
+    sq = 0.0
+    for l in range(meta.shape[0]):
+        w_off, w_end = meta[l, 2], meta[l, 2] + meta[l, 0] * meta[l, 1]
+        for i in range(w_off, w_end):
+            w = params[i]
+            sq += float(w) * float(w)
+            grads[i] += c * w                                      # dL/dW = coef W
+    return sq
+
+
+@njit(**_JIT)
 def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
-    """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)."""
+    """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)
+    of the data term; an L2 term on the weights is added when hyper[L2_WEIGHTS] != 0 (optim.py)."""
     acts, dz_a = ws[0], ws[1]
     b = idx.shape[0]
     z = forward(x, idx, params, meta, acts)
@@ -93,6 +108,8 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
     dz = dz_a[: b * n_out].reshape((b, n_out))
     loss, hits = output_loss(z, y, idx, dz, stats, out_code)
     backward(params, grads, meta, ws, dz)
+    if hyper[L2_WEIGHTS] != 0.0:
+        hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
     update(params, grads, state, hyper)
     return loss, hits
 

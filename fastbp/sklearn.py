@@ -1,0 +1,752 @@
+"""scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor`` with scikit-learn's names.
+
+The estimators translate scikit-learn's conventions into the core at this boundary:
+
+- losses: scikit-learn's gradient is that of ``sum over outputs, mean over samples`` of
+  the binary log-loss (multi-label) or of the *halved* squared error (regression); the
+  core uses PyTorch's means over every element.  The two differ by a constant factor
+  ``scale`` per problem (1 multi-class/binary, K multi-label, K/2 regression with K
+  outputs), folded into the step: SGD's learning rate is multiplied by ``scale``, Adam's
+  epsilon divided by it (Adam is otherwise invariant to the scale of the gradient), and
+  the L2 coefficient divided by it.  The updates are then scikit-learn's exactly.
+- ``alpha``: ``alpha / (2 n_batch) * ||W||^2`` per minibatch, weights only, through the
+  core's per-step L2 slot (``kernels/optim.py``).
+- SGD momentum: scikit-learn keeps a velocity ``v = mu v - lr g``, PyTorch a buffer
+  ``buf = mu buf + g``; they agree while the learning rate is constant, and the buffer is
+  rescaled by ``lr_old / lr_new`` whenever 'invscaling' or 'adaptive' changes it, so they
+  agree then too.
+- Adam: scikit-learn adds epsilon to ``sqrt(v)``, PyTorch to ``sqrt(v / bias_correction2)``;
+  epsilon is divided by ``sqrt(bias_correction2)`` each step to match.
+- Initial weights and every random choice (shuffles, the early-stopping split) are drawn
+  from ``check_random_state(random_state)`` in scikit-learn's order, so with
+  ``dtype='float64'`` a fit follows scikit-learn's to rounding.
+
+scikit-learn is imported only when this module is (``fastbp.MLPClassifier`` loads it lazily).
+"""
+import math
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
+from .kernels.step import train_step
+from .model import MLP
+from .optimizers import SGD, Adam
+
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
+                "tanh": "tanh", "relu": "relu"}
+
+
+class _SkSGD(SGD):
+    """SGD whose step equals scikit-learn's SGDOptimizer (see the module docstring)."""
+
+    def __init__(self, lr, momentum, nesterov, scale):
+        super().__init__(lr=lr, momentum=momentum, nesterov=bool(nesterov and momentum > 0))
+        self.scale = scale
+
+    def set_lr(self, lr):
+        # keep scikit-learn's velocity v = -lr * buf when the learning rate changes
+        if self.state is not None and self.momentum > 0 and lr != self.lr:
+            self.state[0] *= self.state.dtype.type(self.lr / lr)
+        self.lr = lr
+
+    def next_hyper(self, hyper):
+        super().next_hyper(hyper)
+        hyper[1] = self.lr * self.scale
+
+
+class _SkAdam(Adam):
+    """Adam whose step equals scikit-learn's AdamOptimizer (see the module docstring)."""
+
+    def __init__(self, lr, beta_1, beta_2, epsilon, scale):
+        super().__init__(lr=lr, betas=(beta_1, beta_2), eps=epsilon)
+        self.scale = scale
+
+    def set_lr(self, lr):
+        self.lr = lr
+
+    def next_hyper(self, hyper):
+        super().next_hyper(hyper)
+        bc2_sqrt = math.sqrt(1.0 - self.betas[1] ** self.steps)
+        hyper[7] = self.eps / (self.scale * bc2_sqrt)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fit loop of MLPClassifier and MLPRegressor."""
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "sigmoid", "tanh", "relu"})],
+        "solver": [StrOptions({"sgd", "adam"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
+                             Options(numbers.Real, {np.inf})],
+        "dtype": [StrOptions({"float32", "float64"}), None],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 dtype="float32", n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    # -- scikit-learn's layout of the parameters -------------------------------------
+    @property
+    def coefs_(self):
+        """Weights per layer, shape (n_in, n_out): transposed views of the model's buffer."""
+        check_is_fitted(self, "_model")
+        return [layer.weight.T for layer in self._model.layers]
+
+    @coefs_.setter
+    def coefs_(self, values):
+        check_is_fitted(self, "_model")
+        for layer, value in zip(self._model.layers, values, strict=True):
+            layer.weight = np.asarray(value).T
+
+    @property
+    def intercepts_(self):
+        """Biases per layer, shape (n_out,): views of the model's buffer."""
+        check_is_fitted(self, "_model")
+        return [layer.bias for layer in self._model.layers]
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        check_is_fitted(self, "_model")
+        for layer, value in zip(self._model.layers, values, strict=True):
+            layer.bias = value
+
+    @property
+    def model_(self):
+        """The underlying ``fastbp.MLP``."""
+        check_is_fitted(self, "_model")
+        return self._model
+
+    # -- fitting -----------------------------------------------------------------------
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0:
+                raise ValueError(f"hidden_layer_sizes must hold integers > 0, got {self.hidden_layer_sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _initialize(self, y2, n_features, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y2.shape[1]
+        layer_units = [n_features] + self._hidden_sizes() + [self.n_outputs_]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._out_activation()
+        output = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}[self.out_activation_]
+        self._model = MLP(layer_units, activation=_ACTIVATIONS[self.activation], output=output,
+                          dtype=dtype, seed=0, n_threads=self.n_threads)
+        # scikit-learn's initialisation, drawn in its order from its random state
+        factor = 2.0 if _ACTIVATIONS[self.activation] == "sigmoid" else 6.0
+        for layer in self._model.layers:
+            bound = np.sqrt(factor / (layer.n_in + layer.n_out))
+            layer.weight = self._random_state.uniform(-bound, bound, (layer.n_in, layer.n_out)).T
+            layer.bias = self._random_state.uniform(-bound, bound, layer.n_out)
+        self._best_params = self._model.params.copy()
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _scales(self):
+        """(gradient scale, loss-report scale) between the core's loss and scikit-learn's."""
+        k = self.n_outputs_
+        if self.out_activation_ == "softmax":
+            return 1.0, 1.0
+        if self.out_activation_ == "logistic":
+            return float(k), float(k)
+        return k / 2.0, 0.5
+
+    def _make_optimizer(self):
+        scale = self._scales()[0]
+        if self.solver == "sgd":
+            opt = _SkSGD(self.learning_rate_init, self.momentum, self.nesterovs_momentum, scale)
+        else:
+            opt = _SkAdam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon, scale)
+        opt.bind(self._model.params)
+        return opt
+
+    def _fit(self, X, y, incremental=False):
+        first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            dtype = self.dtype if self.dtype is not None else X.dtype
+            self._initialize(y, X.shape[1], dtype)
+        elif y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[1]} outputs, but the model was fitted with "
+                             f"{self.n_outputs_}")
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        self._fit_stochastic(X, y, incremental)
+        if not np.isfinite(self._model.params).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        return self
+
+    def _fit_stochastic(self, X, y, incremental):
+        model = self._model
+        if self.early_stopping:
+            stratify = y if (self._is_classifier() and self.n_outputs_ == 1) else None
+            X, X_val, y, y_val = train_test_split(X, y, random_state=self._random_state,
+                                                  test_size=self.validation_fraction,
+                                                  stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                                 "or the size of your dataset.")
+            y_val = self._y_for_score(y_val)
+        X = model.check_X(X)
+        y_core = model.check_y(self._y_for_core(y), X.shape[0])
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        scale, report = self._scales()
+        opt = self._optimizer
+        state = opt.state
+        ws, stats = model.workspace(batch_size)
+        hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
+        sample_idx = np.arange(n, dtype=np.int64)
+        try:
+            with model._threads(None):
+                self.n_iter_ = 0
+                for _ in range(self.max_iter):
+                    if self.shuffle:
+                        # sklearn.utils.shuffle's draw (arange, RandomState.shuffle, take),
+                        # without its 0.2 ms of input checks per epoch
+                        perm = np.arange(n)
+                        self._random_state.shuffle(perm)
+                        sample_idx = sample_idx[perm]
+                    accumulated = 0.0
+                    for s in range(0, n, batch_size):
+                        idx = sample_idx[s:s + batch_size]
+                        b = idx.shape[0]
+                        opt.next_hyper(hyper)
+                        hyper[L2_WEIGHTS] = self.alpha / (b * scale)
+                        hyper[SUM_SQ_WEIGHTS] = 0.0
+                        loss, _ = train_step(X, y_core, idx, model.params, model.grads, state,
+                                             hyper, model.meta, model._out_code, ws, stats)
+                        accumulated += report * loss + 0.5 * self.alpha * hyper[SUM_SQ_WEIGHTS]
+                    self.n_iter_ += 1
+                    self.loss_ = accumulated / n
+                    self.t_ += n
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    self._update_no_improvement_count(X_val if self.early_stopping else None,
+                                                      y_val if self.early_stopping else None)
+                    if self.solver == "sgd" and self.learning_rate == "invscaling":
+                        opt.set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t)
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        what = "Validation score" if self.early_stopping else "Training loss"
+                        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                               f"{self.n_iter_no_change} consecutive epochs.")
+                        if self.solver == "sgd" and self.learning_rate == "adaptive" \
+                                and opt.lr > 1e-6:
+                            opt.set_lr(opt.lr / 5.0)
+                            self._no_improvement_count = 0
+                            if self.verbose:
+                                print(msg + " Setting learning rate to %f" % opt.lr)
+                        else:
+                            if self.verbose:
+                                print(msg + " Stopping.")
+                            break
+                    if incremental:
+                        break
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                      "the optimization hasn't converged yet." % self.max_iter,
+                                      ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if self.early_stopping:
+            model.params[:] = self._best_params
+
+    def _update_no_improvement_count(self, X_val, y_val):
+        if self.early_stopping:
+            y_pred = self._predict_core(X_val)
+            score = np.nan if not np.isfinite(self._model.params).all() else \
+                self._score_function(y_val, y_pred)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self._model.params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    # -- prediction --------------------------------------------------------------------
+    def _forward(self, X):
+        check_is_fitted(self, "_model")
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        # computed in the model's dtype, returned in X's as scikit-learn does
+        return self._model.predict(X).astype(X.dtype, copy=False)
+
+    def fit(self, X, y):
+        """Fit the model to data matrix X and targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classification) or real numbers (regression).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit_with_context(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_with_context(self, X, y, incremental):
+        return self._fit(X, y, incremental=incremental)
+
+    # -- files and pickling ------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted estimator to ``path`` in fastbp's model-file format (no pickle).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; written atomically.
+        """
+        check_is_fitted(self, "_model")
+        from .io import save_estimator
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an estimator written by ``save``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by ``save``.
+
+        Returns
+        -------
+        estimator : MLPClassifier or MLPRegressor
+        """
+        from .io import ModelFileError, load
+        est = load(path)
+        if not isinstance(est, cls):
+            raise ModelFileError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
+        return est
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, a drop-in for scikit-learn's ``MLPClassifier``.
+
+    Trained by fastbp's compiled minibatch kernels.  Multi-class problems use a softmax
+    output with the log-loss; binary and multi-label problems one logistic unit per label.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int or int, default=(100,)
+        Width of each hidden layer.
+    activation : {'identity', 'logistic', 'sigmoid', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers; 'sigmoid' is another name for 'logistic'.
+    solver : {'sgd', 'adam'}, default='adam'
+        Optimizer.  ('lbfgs' is not supported.)
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the biases), added per minibatch
+        as ``alpha / (2 n_batch) * ||W||^2``.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule for ``solver='sgd'``.
+    learning_rate_init : float, default=0.001
+        Initial learning rate.
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Fixes the initial weights, the shuffles and the early-stopping split.
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as "no improvement".
+    verbose : bool, default=False
+        Print the loss after each epoch.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution.
+    momentum : float in [0, 1), default=0.9
+        Momentum of ``solver='sgd'``.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (when momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its score stops improving;
+        the weights of the best epoch are kept.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's decay rates.
+    epsilon : float, default=1e-8
+        Adam's epsilon (added to ``sqrt(v)``, as scikit-learn).
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping (or, 'adaptive', dividing the rate by 5).
+    dtype : {'float32', 'float64'} or None, default='float32'
+        Precision of the parameters and computation; None follows X (float32 stays
+        float32, anything else float64).
+    n_threads : int or None, default=None
+        Threads of the kernels; None keeps fastbp's current setting.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        Weights per layer (views of the model's buffer).
+    intercepts_ : list of ndarray of shape (n_out,)
+        Biases per layer.
+    loss_ : float
+        Loss of the last epoch (with the L2 term), as scikit-learn computes it.
+    loss_curve_ : list of float
+        Loss per epoch.
+    best_loss_ : float or None
+        Lowest loss (None with early stopping).
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch with early stopping.
+    best_validation_score_ : float or None
+        Best validation accuracy with early stopping.
+    n_iter_ : int
+        Epochs run in the last fit.
+    t_ : int
+        Training samples seen over all fits.
+    n_features_in_ : int
+        Number of features.
+    feature_names_in_ : ndarray of str
+        Feature names, when X had string column names.
+    n_layers_ : int
+        Layers, input and output included.
+    n_outputs_ : int
+        Output units.
+    out_activation_ : str
+        'softmax' or 'logistic'.
+    model_ : fastbp.MLP
+        The underlying network.
+    """
+
+    def _is_classifier(self):
+        return True
+
+    def _out_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _score_function(self, y, y_pred):
+        return accuracy_score(y, y_pred)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                             reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes "
+                                     f"as in the previous call to fit. Previously got "
+                                     f"{self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        return X, self._label_binarizer.transform(y).astype(bool)
+
+    def _y_for_core(self, y):
+        if self.out_activation_ == "softmax":
+            return y.argmax(axis=1).astype(np.float64)
+        return y.astype(np.float64)
+
+    def _y_for_score(self, y):
+        return self._label_binarizer.inverse_transform(y)
+
+    def _predict_core(self, X):
+        p = self._model.predict(X)
+        if self.n_outputs_ == 1:
+            p = p.ravel()
+        return self._label_binarizer.inverse_transform(p)
+
+    def partial_fit(self, X, y, classes=None):
+        """Update the model with one epoch over (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels.
+        classes : array of shape (n_classes,), default=None
+            All classes, required on the first call.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit_with_context(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Predicted classes (an indicator matrix for multi-label problems).
+        """
+        p = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = p.ravel()
+        return self._label_binarizer.inverse_transform(p)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns ordered as ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        p = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = p.ravel()
+            return np.vstack([1 - p, p]).T
+        return p
+
+    def predict_log_proba(self, X):
+        """Logarithm of ``predict_proba``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        p = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(p, out=p)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, a drop-in for scikit-learn's ``MLPRegressor``.
+
+    Minimises scikit-learn's halved squared error with an identity output layer.
+    Parameters and attributes are those of ``MLPClassifier`` (without ``classes_``;
+    ``validation_scores_`` hold R^2), plus:
+
+    Parameters
+    ----------
+    loss : {'squared_error'}, default='squared_error'
+        The loss; scikit-learn's 'poisson' is not supported.
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
+momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, \
+epsilon, n_iter_no_change, dtype, n_threads
+        As in ``MLPClassifier``.
+
+    Attributes
+    ----------
+    coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_, \
+best_validation_score_, n_iter_, t_, n_features_in_, feature_names_in_, n_layers_, \
+n_outputs_, out_activation_, model_
+        As in ``MLPClassifier``; ``out_activation_`` is 'identity'.
+    """
+
+    _parameter_constraints = {**_BaseMLP._parameter_constraints,
+                              "loss": [StrOptions({"squared_error"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 dtype="float32", n_threads=None):
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation,
+                         solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+                         power_t=power_t, max_iter=max_iter, shuffle=shuffle,
+                         random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum,
+                         nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, n_iter_no_change=n_iter_no_change, dtype=dtype,
+                         n_threads=n_threads)
+        self.loss = loss
+
+    def _is_classifier(self):
+        return False
+
+    def _out_activation(self):
+        return "identity"
+
+    def _score_function(self, y, y_pred):
+        return r2_score(y, y_pred)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _y_for_core(self, y):
+        return y
+
+    def _y_for_score(self, y):
+        return y.ravel() if y.shape[1] == 1 else y
+
+    def _predict_core(self, X):
+        p = self._model.predict(X)
+        return p.ravel() if p.shape[1] == 1 else p
+
+    def partial_fit(self, X, y):
+        """Update the model with one epoch over (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit_with_context(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        p = self._forward(X)
+        return p.ravel() if p.shape[1] == 1 else p
