@@ -241,6 +241,7 @@ def main():
         times = {name: [] for name in runners}
         for _ in range(args.repeat):
             for name, run in runners.items():
+                time.sleep(0.2)  # let the previous framework's spinning worker threads park
                 t = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - t)

@@ -19,6 +19,9 @@ p.add_argument("--configs", default="S,M,MB,L")
 p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 p.add_argument("--threads", type=int, default=os.cpu_count())
 p.add_argument("--repeat", type=int, default=7)
+p.add_argument("--awkward", action="store_true",
+               help="also time whole training steps on awkward widths (100-37-13, batch 77) "
+                    "against the nearest tile-friendly ones (96-36-12, batch 76)")
 args = p.parse_args()
 os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
 
@@ -113,5 +116,39 @@ def main():
               f"   -> {b / total:,.0f} samples/s")
 
 
+def step_gflops(sizes, b, dt, repeat):
+    """GFLOP/s of whole training steps (forward, loss, backward, SGD update) at batch b."""
+    from fastbp.kernels.step import train_steps
+    model = fastbp.MLP(sizes, dtype=dt, seed=0)
+    n = b * 64
+    X = np.random.default_rng(0).random((n, sizes[0])).astype(dt)
+    y = model.check_y(np.arange(n) % sizes[-1], n)
+    ws, stats = model.workspace(b)
+    opt = fastbp.SGD(lr=1e-3)
+    state = opt.bind(model.params)
+    hyper = np.zeros(HYPER_SIZE)
+    opt.set_hyper(hyper)
+    order = np.arange(n, dtype=np.int64)
+    t = timeit(lambda: train_steps(X, y, order, 0, n, b, model.params, model.grads, state, hyper,
+                                   model.meta, model._out_code, ws, stats), repeat) / 64
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    flops = b * (4 * sum(i * o for i, o in pairs) + 2 * sum(i * o for i, o in pairs[1:]))
+    return flops / t / 1e9
+
+
+def awkward(dt, repeat):
+    print(f"\nwhole training steps, {np.dtype(dt).name}, threads {fastbp.get_num_threads()}")
+    rows = [("awkward", [100, 37, 13], 77), ("tile-friendly", [96, 36, 12], 76),
+            ("tile-friendly", [104, 40, 16], 80)]
+    rates = []
+    for name, sizes, b in rows:
+        g = step_gflops(sizes, b, dt, repeat)
+        rates.append(g)
+        print(f"{name:14} {'-'.join(map(str, sizes)):>12} batch {b:4}: {g:6.2f} GFLOP/s")
+    print(f"awkward / nearest tile-friendly (96-36-12 @ 76): {rates[0] / rates[1]:.2f}")
+
+
 if __name__ == "__main__":
     main()
+    if args.awkward:
+        awkward(args.dtype, args.repeat)
