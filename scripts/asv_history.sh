@@ -6,18 +6,20 @@
 #   scripts/asv_history.sh v0.1..HEAD      every commit of a git range
 #   scripts/asv_history.sh --existing      only HEAD, in the current environment (no builds)
 #   scripts/asv_history.sh --serve         ... then serve the dashboard on 127.0.0.1:8080
-#   scripts/asv_history.sh --publish-only --serve
+#   scripts/asv_history.sh --publish-only --offline --serve
 #
 # Options:
 #   -n N             commits of main to run when no RANGE is given (default 5)
 #   -b REGEX         benchmarks to run (asv --bench); default '^(?!bench_large)' skips L/XL
 #   --all            run every benchmark, L and XL included
 #   --full           asv's own sampling (several processes and repeats); default is a fast
-#                    pass (one round, 3 repeats) whose results are still saved
+#                    pass (one round, 3 repeats; --quick's single calls are too noisy to keep)
 #   --existing       benchmark HEAD in the current Python environment instead of building
 #                    each commit (asv --environment existing:python --set-commit-hash HEAD)
 #   --publish-only   do not run anything, just publish (and serve) what .asv/results holds
-#   --serve [PORT]   after publishing, serve .asv/html with 'asv preview' (default 8080)
+#   --serve [PORT]   after publishing, serve .asv/html on 127.0.0.1:PORT (default 8080)
+#   --offline        after publishing, serve the dashboard's JavaScript/CSS from .asv/html/vendor
+#                    (fetched with npm) instead of public CDNs: for machines without internet
 #   --keep DIR       afterwards copy .asv/results into DIR (results are git-ignored: keep
 #                    them in another folder, branch or repository)
 #   --restore DIR    before running, copy results kept in DIR back into .asv/results
@@ -44,6 +46,7 @@ run=1
 serve=""
 keep=""
 restore=""
+offline=0
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -53,13 +56,14 @@ while [ $# -gt 0 ]; do
         --full) full=1; shift ;;
         --existing) existing=1; shift ;;
         --publish-only) run=0; shift ;;
+        --offline) offline=1; shift ;;
         --serve)
             serve=8080
             if [ $# -gt 1 ] && [[ $2 =~ ^[0-9]+$ ]]; then serve=$2; shift; fi
             shift ;;
         --keep) keep=$2; shift 2 ;;
         --restore) restore=$2; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         --) shift; extra=("$@"); break ;;
         -*) echo "asv_history.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) range=$1; shift ;;
@@ -79,8 +83,8 @@ fi
 if [ "$run" = 1 ]; then
     sampling=()
     if [ "$full" = 0 ]; then
-        # one process, 3 samples, no warm-up time: minutes instead of an hour, still saved
-        # (asv --quick would not save results)
+        # one process, 3 samples, no warm-up time: minutes instead of an hour
+        # (asv --quick records a single call per benchmark: too noisy for a history)
         sampling=(-a rounds=1 -a repeat=3 -a warmup_time=0.05)
     fi
     if [ "$existing" = 1 ]; then
@@ -101,6 +105,9 @@ if [ "$run" = 1 ]; then
 fi
 
 "$ASV" publish
+if [ "$offline" = 1 ]; then
+    "$PYTHON" scripts/asv_offline_html.py
+fi
 echo "dashboard: $(pwd)/.asv/html/index.html  (open it through a web server, e.g. --serve)"
 
 if [ -n "$keep" ]; then
@@ -110,6 +117,7 @@ if [ -n "$keep" ]; then
 fi
 
 if [ -n "$serve" ]; then
+    # not 'asv preview': it listens on every interface; this stays on this machine
     echo "serving on http://127.0.0.1:$serve/ (Ctrl-C stops)"
-    exec "$ASV" preview --port "$serve"
+    exec "$PYTHON" -m http.server --bind 127.0.0.1 --directory .asv/html "$serve"
 fi
