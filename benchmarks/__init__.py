@@ -1,0 +1,1 @@
+"""asv benchmarks for fastbp; see docs/benchmarks.md."""

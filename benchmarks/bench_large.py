@@ -1,0 +1,36 @@
+"""Training throughput on configurations L and XL (DESIGN.md): minutes, not seconds.
+
+Kept in a module of its own so a quick run can skip it:
+    asv run --quick --bench '^(?!bench_large)' ...
+"""
+import time
+
+import fastbp
+
+from . import common
+from .common import DTYPES, LARGE, THREADS
+
+
+class TrainThroughputLarge(common.ThreadsPinned):
+    """Samples per second of ``model.fit`` over one epoch (one epoch timed: XL takes
+    seconds per epoch on 2 cores, so one is plenty to be stable)."""
+
+    params = [LARGE, DTYPES, THREADS]
+    param_names = ["config", "dtype", "threads"]
+    unit = "samples/s"
+    timeout = 600
+    version = 1
+
+    def setup(self, config, dtype, threads):
+        self._pin_threads(threads)
+        self.sizes, self.batch, n = common.config(config)
+        self.X, self.y = common.make_data(self.sizes, n, dtype)
+        self.model = common.make_model(self.sizes, dtype)
+        self.optimizer = fastbp.SGD(lr=0.1)
+        common.warm_up(self.model, self.X[: self.batch], self.y[: self.batch], self.batch)
+
+    def track_samples_per_second(self, config, dtype, threads):
+        t0 = time.perf_counter()
+        self.model.fit(self.X, self.y, epochs=1, batch_size=self.batch, optimizer=self.optimizer,
+                       shuffle=True, verbose=0, n_threads=self.n_threads)
+        return self.X.shape[0] / (time.perf_counter() - t0)
