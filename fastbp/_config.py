@@ -26,6 +26,8 @@ NC = 64
 SMALL_K = 16
 NN_ROWS = 16
 NN_COLS = 256
+# Packing (transpose) tasks cover this many rows of the source.
+TRANSPOSE_ROWS = 256
 # Products with fewer floating-point operations than this run serially: starting a
 # parallel region costs microseconds, more than a tiny layer takes.
 SERIAL_FLOPS = 1 << 18

@@ -17,7 +17,8 @@ rows, so there is one code path for every shape.
 """
 from numba import njit, prange
 
-from .._config import FASTMATH, KC, MC, MR, NC, NN_COLS, NN_ROWS, NR, SERIAL_ELEMENTS, SERIAL_FLOPS
+from .._config import (FASTMATH, KC, MC, MR, NC, NN_COLS, NN_ROWS, NR, SERIAL_ELEMENTS, SERIAL_FLOPS,
+                       TRANSPOSE_ROWS)
 from .activations import SIGMOID, activate, derivative, sigmoid
 
 EPI_NONE = 0      # c = a b^T
@@ -169,21 +170,37 @@ def gemm_nt(a, b, c, bias, ref, epilogue, act):
             _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc)
 
 
+@njit(**_JIT)
+def _transpose_tile(src, dst, i0, i1, j0, j1):
+    for i in range(i0, i1):
+        row = src[i, j0:j1]
+        for j in range(j1 - j0):
+            dst[j0 + j, i] = row[j]
+
+
 @njit(parallel=True, **_JIT)
 def transpose(src, dst):
-    """dst[j, i] = src[i, j]: pack a panel so the next product reads it contiguously."""
+    """dst[j, i] = src[i, j]: pack a panel so the next product reads it contiguously.
+
+    Tiles of TRANSPOSE_ROWS rows of src by a few columns: each task writes a few rows of
+    dst, one element per src row.  When dst's row stride is a multiple of 4 KiB those dst
+    rows share one L1 cache set, so the tile is then 8 columns wide (fits the set's ways)
+    instead of 16: 1024 x 1024 float32 took 1.7 ms with 16, 0.54 ms with 8.
+    """
     m, n = src.shape
+    tj = 8 if (m * src.itemsize) % 4096 == 0 else 16
+    n_jt = (n + tj - 1) // tj
+    n_tasks = ((m + TRANSPOSE_ROWS - 1) // TRANSPOSE_ROWS) * n_jt
     if m * n < SERIAL_ELEMENTS:
-        for j in range(n):
-            for i in range(m):
-                dst[j, i] = src[i, j]
+        for t in range(n_tasks):
+            i0 = (t // n_jt) * TRANSPOSE_ROWS
+            j0 = (t % n_jt) * tj
+            _transpose_tile(src, dst, i0, min(m, i0 + TRANSPOSE_ROWS), j0, min(n, j0 + tj))
     else:
-        for jb in prange((n + 15) // 16):
-            j0 = jb * 16
-            for i in range(m):
-                row = src[i, j0:min(n, j0 + 16)]
-                for j in range(row.shape[0]):
-                    dst[j0 + j, i] = row[j]
+        for t in prange(n_tasks):
+            i0 = (t // n_jt) * TRANSPOSE_ROWS
+            j0 = (t % n_jt) * tj
+            _transpose_tile(src, dst, i0, min(m, i0 + TRANSPOSE_ROWS), j0, min(n, j0 + tj))
 
 
 @njit(**_JIT)
