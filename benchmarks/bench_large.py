@@ -5,8 +5,6 @@ Kept in a module of its own so a quick run can skip it:
 """
 import time
 
-import fastbp
-
 from . import common
 from .common import DTYPES, LARGE, THREADS
 
@@ -22,12 +20,7 @@ class TrainThroughputLarge(common.ThreadsPinned):
     version = 1
 
     def setup(self, config, dtype, threads):
-        self._pin_threads(threads)
-        self.sizes, self.batch, n = common.config(config)
-        self.X, self.y = common.make_data(self.sizes, n, dtype)
-        self.model = common.make_model(self.sizes, dtype)
-        self.optimizer = fastbp.SGD(lr=0.1)
-        common.warm_up(self.model, self.X[: self.batch], self.y[: self.batch], self.batch)
+        self._setup_training(config, dtype, threads)
 
     def track_samples_per_second(self, config, dtype, threads):
         t0 = time.perf_counter()

@@ -30,12 +30,7 @@ class TrainThroughput(common.ThreadsPinned):
     version = 1
 
     def setup(self, config, dtype, threads):
-        self._pin_threads(threads)
-        self.sizes, self.batch, n = common.config(config)
-        self.X, self.y = common.make_data(self.sizes, n, dtype)
-        self.model = common.make_model(self.sizes, dtype)
-        self.optimizer = fastbp.SGD(lr=0.1)
-        common.warm_up(self.model, self.X, self.y, self.batch)
+        self._setup_training(config, dtype, threads)
 
     def track_samples_per_second(self, config, dtype, threads):
         best = float("inf")

@@ -83,6 +83,15 @@ class ThreadsPinned:
         self.n_threads = n_threads(threads)
         fastbp.set_num_threads(self.n_threads)
 
+    def _setup_training(self, config_name, dtype, threads):
+        """Pin threads; seeded data and model of a configuration; an SGD optimizer; warm-up."""
+        self._pin_threads(threads)
+        self.sizes, self.batch, n = config(config_name)
+        self.X, self.y = make_data(self.sizes, n, dtype)
+        self.model = make_model(self.sizes, dtype)
+        self.optimizer = fastbp.SGD(lr=0.1)
+        warm_up(self.model, self.X, self.y, self.batch)
+
     def teardown(self, *params):
         before = getattr(self, "_threads_before", None)
         if before is not None:

@@ -165,31 +165,11 @@ def _info(args):
 
 def _load_for_model(args, n_features):
     """(X, y or None) from a data file, for a model with n_features inputs."""
-    import os
+    from fastbp.datasets import read_table
     path = args.data
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"data file {path!r} does not exist")
-    if path.lower().endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            if "X" not in z.files:
-                raise ValueError(f"{path} must hold an array 'X'")
-            X = z["X"]
-            y = z["y"] if "y" in z.files else None
-    elif path.lower().endswith(".csv"):
-        with open(path) as f:
-            first = f.readline()
-        try:
-            [float(v) for v in first.strip().split(",")]
-            skip = 0
-        except ValueError:
-            skip = 1
-        data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-        if data.shape[1] == n_features + 1:
-            X, y = data[:, :-1], data[:, -1]
-        else:
-            X, y = data, None
-    else:
-        raise ValueError(f"data file must end in .npz or .csv, got {path!r}")
+    X, y = read_table(path)
+    if y is None and not path.lower().endswith(".npz") and X.shape[1] == n_features + 1:
+        X, y = X[:, :-1], X[:, -1]   # a CSV with the label in its last column
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(f"{path}: the model expects {n_features} features per sample, the data "

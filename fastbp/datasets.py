@@ -19,22 +19,19 @@ def load_digits(dtype="float32"):
     return (X / 16.0).astype(dtype), y.astype(np.int64)
 
 
-def load_file(path, dtype="float32"):
-    """(X, y) from an .npz with arrays ``X`` and ``y``, or a .csv whose last column is the label.
-
-    A CSV may start with one header line of column names; it is skipped.
-    """
+def read_table(path):
+    """The arrays of a data file: (X, y) from an .npz (y None when absent), or (table, None)
+    from a .csv of numbers (one header line of column names is skipped)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"data file {path!r} does not exist")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
         with np.load(path, allow_pickle=False) as z:
-            missing = {"X", "y"} - set(z.files)
-            if missing:
-                raise ValueError(f"{path} must hold arrays 'X' and 'y'; missing {sorted(missing)}")
-            X, y = z["X"], z["y"]
-    elif ext == ".csv":
+            if "X" not in z.files:
+                raise ValueError(f"{path} must hold an array 'X'")
+            return z["X"], (z["y"] if "y" in z.files else None)
+    if ext == ".csv":
         with open(path) as f:
             first = f.readline()
         try:
@@ -43,12 +40,22 @@ def load_file(path, dtype="float32"):
         except ValueError:
             skip = 1
         try:
-            data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+            return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64), None
         except ValueError as exc:
             raise ValueError(f"{path}: could not read numbers: {exc}") from None
-        if data.shape[1] < 2:
+    raise ValueError(f"data file must end in .npz or .csv, got {path!r}")
+
+
+def load_file(path, dtype="float32"):
+    """(X, y) from an .npz with arrays ``X`` and ``y``, or a .csv whose last column is the label.
+
+    A CSV may start with one header line of column names; it is skipped.
+    """
+    X, y = read_table(path)
+    if y is None:
+        if str(path).lower().endswith(".npz"):
+            raise ValueError(f"{path} must hold arrays 'X' and 'y'; missing ['y']")
+        if X.shape[1] < 2:
             raise ValueError(f"{path} needs at least one feature column and a label column")
-        X, y = data[:, :-1], data[:, -1]
-    else:
-        raise ValueError(f"data file must end in .npz or .csv, got {path!r}")
+        X, y = X[:, :-1], X[:, -1]
     return np.asarray(X, dtype=dtype), np.asarray(y)
