@@ -17,13 +17,6 @@ import sys
 import time
 import warnings
 
-CONFIGS = {  # name: (sizes, batch, samples per epoch)
-    "S": ([64, 32, 10], 32, 20000),
-    "M": ([784, 256, 256, 10], 128, 20000),
-    "MB": ([784, 256, 256, 10], 1024, 20000),
-    "L": ([1024, 1024, 1024, 10], 512, 8192),
-    "XL": ([4096, 4096, 4096, 10], 512, 2048),
-}
 LR = 0.01
 
 
@@ -53,6 +46,9 @@ if args.threads == 1:
 import numpy as np  # noqa: E402
 
 import fastbp  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
 
 try:
     from threadpoolctl import threadpool_limits

@@ -12,6 +12,7 @@ in microseconds and GFLOP/s.
 """
 import argparse
 import os
+import sys
 import time
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,8 +34,9 @@ from fastbp.kernels.gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gemm_nt, row_s
 from fastbp.kernels.loss import output_loss  # noqa: E402
 from fastbp.kernels.optim import HYPER_SIZE, SGD, update  # noqa: E402
 
-CONFIGS = {"S": ([64, 32, 10], 32), "M": ([784, 256, 256, 10], 128), "MB": ([784, 256, 256, 10], 1024),
-           "L": ([1024, 1024, 1024, 10], 512), "XL": ([4096, 4096, 4096, 10], 512)}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
+
 
 
 def timeit(fn, repeat):
@@ -63,7 +65,7 @@ def main():
     print(f"dtype {dt.name}, threads {fastbp.get_num_threads()}, median of {args.repeat}")
     print(f"{'config':6} {'layer':>14} {'kernel':22} {'us':>10} {'GFLOP/s':>8}")
     for cfg in args.configs.split(","):
-        sizes, b = CONFIGS[cfg]
+        sizes, b, _ = CONFIGS[cfg]
         total = 0.0
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             x = rng.random((b, n_in)).astype(dt)
