@@ -8,10 +8,21 @@ kernel sources, and never fails: it uses ``$FASTBP_CACHE_DIR`` if set, else the 
 cache that cannot be written never crashes; at worst it recompiles).
 """
 import hashlib
+import itertools
 import os
+import secrets
 import tempfile
 
-from numba.core import caching
+from numba.core import bytecode, caching
+
+# Numba numbers the functions it compiles from 1 in every process and writes the number
+# into their symbol names ("abi:v<N>").  Cached code written by different processes can
+# then define one symbol name for two different functions, and a process that loads both
+# calls the wrong one: a segfault (numba issue #10128; seen here in GridSearchCV workers
+# and in subprocesses sharing the cache).  Counting from a random 40-bit number makes the
+# names of different processes distinct.  Only the names change, not the code.
+if hasattr(bytecode.FunctionIdentity, "_unique_ids"):
+    bytecode.FunctionIdentity._unique_ids = itertools.count(secrets.randbits(40) + 1)
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
 _SOURCES = ["_config.py"] + [os.path.join("kernels", f) for f in
@@ -19,7 +30,7 @@ _SOURCES = ["_config.py"] + [os.path.join("kernels", f) for f in
 
 
 def _stamp():
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"fastbp cache 4: entry points only\0")
     for rel in _SOURCES:
         with open(os.path.join(_PKG, rel), "rb") as f:
             h.update(rel.encode() + b"\0" + f.read())

@@ -10,6 +10,15 @@ count or on ``MC``/``NC``.
 # and Inf never occur and silently break non-finite checks.
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
+# Only the entry points called from Python (kernels/step.py: train_steps, train_step,
+# eval_batch, predict_batch) are cached on disk; the kernels they call are compiled into
+# them.  A cached function compiled in a process that had loaded its callees from the
+# cache refers to them by symbol names of another process, and a third process that loads
+# it crashes (seen: eval_batch and train_step segfaulted; numba issue #10128 is the same
+# family).  Entry points compiled with all their callees are self-contained.
+KERNEL_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
+ENTRY_JIT = dict(KERNEL_JIT, cache=True)
+
 # Micro-kernel: MR rows of A against NR rows of B, MR*NR scalar accumulators in registers.
 MR = 4
 NR = 4

@@ -198,7 +198,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         t = time.perf_counter()
                         l, h = train_steps(X, y, order, start, stop, batch_size, model.params,
                                            model.grads, state, hyper, model.meta, model._out_code,
-                                           ws, stats)
+                                           ws, stats, True)
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
                         loss_sum += l

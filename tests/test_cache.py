@@ -42,3 +42,25 @@ def test_cache_folder_from_the_environment(tmp_path):
             assert r.stdout.strip() == expect and any(f.endswith(".nbi") for f in os.listdir(expect))
         else:
             assert r.stdout.strip() != str(folder)
+
+
+def test_processes_sharing_a_cache_do_not_crash(tmp_path):
+    """Each process compiles part of the kernels and loads what others cached.  With every
+    kernel cached on its own, an entry point compiled where its callees came from the cache
+    segfaulted in the next process (eval_batch, train_step); entry points are now cached
+    with their kernels compiled in."""
+    steps = [
+        "m.fit(X, y, epochs=1, verbose=0)",                           # compiles the train path
+        "m.evaluate(X, y); m.predict(X)",                               # loads it, compiles eval
+        "m.evaluate(X, y); m.predict(X); m.fit(X, y, epochs=1, verbose=0); "
+        "from helpers import gradients; gradients(m, X, y)",           # loads everything
+    ]
+    env = dict(os.environ, FASTBP_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.path.dirname(__file__))
+    for step in steps:
+        code = ("import numpy as np, fastbp\n"
+                "X = np.random.default_rng(0).random((40, 5)); y = np.arange(40) % 3\n"
+                "m = fastbp.MLP([5, 7, 3], seed=0)\n" + step + "\nprint('ok')\n")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=600, env=env)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", (step, r.returncode, r.stderr[-2000:])

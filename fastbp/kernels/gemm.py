@@ -15,17 +15,21 @@ LLVM vectorises the k loop because fast-math reassociation is allowed.  Edge blo
 clamp their row indices to the last valid row (recomputing it) and store only valid
 rows, so there is one code path for every shape.
 """
+import numpy as np
 from numba import njit, prange
 
-from .._config import (FASTMATH, KC, MC, MR, NC, NN_COLS, NN_ROWS, NR, SERIAL_ELEMENTS, SERIAL_FLOPS,
+from .._config import (KERNEL_JIT, KC, MC, MR, NC, NN_COLS, NN_ROWS, NR, SERIAL_ELEMENTS, SERIAL_FLOPS,
                        TRANSPOSE_ROWS)
 from .activations import SIGMOID, activate, derivative, sigmoid
 
-EPI_NONE = 0      # c = a b^T
-EPI_BIAS_ACT = 1  # c = f(a b^T + bias)          forward of a dense layer
-EPI_DACT = 2      # c = (a b^T) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
+# Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
+# passed to another compiled function as a literal, and compiled gemm_nt once per code
+# (three 3.5 s compiles instead of one).
+EPI_NONE = np.int64(0)      # c = a b^T
+EPI_BIAS_ACT = np.int64(1)  # c = f(a b^T + bias)          forward of a dense layer
+EPI_DACT = np.int64(2)      # c = (a b^T) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
 
-_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+_JIT = KERNEL_JIT
 
 assert MR == 4 and NR == 4, "the micro-kernel below is written out for 4 x 4"
 

@@ -17,14 +17,14 @@ import math
 
 from numba import njit, prange
 
-from .._config import FASTMATH, SERIAL_ELEMENTS
+from .._config import KERNEL_JIT, SERIAL_ELEMENTS
 from .activations import sigmoid
 from .vexp import exp
 
 SOFTMAX_XENT, SIGMOID_BCE, IDENTITY_MSE = 0, 1, 2
 CODES = {"softmax": SOFTMAX_XENT, "sigmoid": SIGMOID_BCE, "identity": IDENTITY_MSE}
 
-_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+_JIT = KERNEL_JIT
 
 
 @njit(**_JIT)

@@ -13,7 +13,7 @@ import math
 
 from numba import njit, prange
 
-from .._config import FASTMATH, SERIAL_ELEMENTS
+from .._config import KERNEL_JIT, SERIAL_ELEMENTS
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
 HYPER_SIZE = 13
@@ -21,7 +21,7 @@ STEPS = 10  # index of the step count in hyper
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 _CHUNK = 4096
 
-_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+_JIT = KERNEL_JIT
 
 
 @njit(**_JIT)

@@ -13,14 +13,21 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
     dz_t, x_t, w_t: packed (transposed) panels for the products of the backward pass
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
+import numpy as np
 from numba import njit
 
-from .._config import FASTMATH, SMALL_K
+from .._config import ENTRY_JIT, KERNEL_JIT, SMALL_K
+from .activations import IDENTITY
 from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nn, gemm_nt, row_sums, transpose
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
-_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+_JIT = KERNEL_JIT
+# NumPy scalars, not Python constants: Numba would compile a literal into a separate
+# specialisation of the callee (see gemm.py), and cached literal specialisations of
+# train_steps were seen to load the wrong machine code (a segfault in a new process).
+NO_ACT = np.int64(IDENTITY)
+NO_COUNT = np.bool_(False)
 
 
 @njit(**_JIT)
@@ -67,7 +74,7 @@ def backward(params, grads, meta, ws, dz):
         transpose(dz, dzt)
         transpose(a_in, xt)
         dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        gemm_nt(dzt, xt, dw, dw[0], dw, EPI_NONE, 0)                # dW = dz^T a_in
+        gemm_nt(dzt, xt, dw, dw[0], dw, EPI_NONE, NO_ACT)           # dW = dz^T a_in
         row_sums(dzt, grads[b_off : b_off + n_out])                 # db = sum over the batch of dz
         if l > 0:
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
@@ -98,40 +105,53 @@ def l2_weights(params, grads, meta, coef):
 
 
 @njit(**_JIT)
-def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
-    """Forward, loss, backward and update for the minibatch rows idx.  Returns (loss sum, hits)
-    of the data term; an L2 term on the weights is added when hyper[L2_WEIGHTS] != 0 (optim.py)."""
+def _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
+                 ws, stats, count_steps):
+    """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
+    loss, backward and the optimizer update.  One compiled call for many small steps keeps
+    Python's dispatch cost out of the loop.  ``count_steps``: count each step in
+    hyper[STEPS] (and derive Adam's bias corrections) first.  Returns (loss sum, hits) of
+    the data term over all their samples; an L2 term on the weights is added when
+    hyper[L2_WEIGHTS] != 0 (optim.py)."""
     acts, dz_a = ws[0], ws[1]
-    b = idx.shape[0]
-    z = forward(x, idx, params, meta, acts)
-    n_out = z.shape[1]
-    dz = dz_a[: b * n_out].reshape((b, n_out))
-    loss, hits = output_loss(z, y, idx, dz, stats, out_code)
-    backward(params, grads, meta, ws, dz)
-    if hyper[L2_WEIGHTS] != 0.0:
-        hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
-    update(params, grads, state, hyper)
-    return loss, hits
-
-
-@njit(**_JIT)
-def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
-                ws, stats):
-    """Minibatches order[start:start+batch_size], ... up to order[:stop], one train_step each
-    (hyper[STEPS] counts them).  One compiled call for many small steps keeps the Python
-    dispatch cost out of the loop.  Returns (loss sum, hits) over all their samples."""
     loss = 0.0
     hits = 0.0
     for s in range(start, stop, batch_size):
-        advance(hyper)
-        l, h = train_step(x, y, order[s:min(s + batch_size, stop)], params, grads, state, hyper,
-                          meta, out_code, ws, stats)
+        if count_steps:
+            advance(hyper)
+        idx = order[s:min(s + batch_size, stop)]
+        b = idx.shape[0]
+        z = forward(x, idx, params, meta, acts)
+        dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
+        l, h = output_loss(z, y, idx, dz, stats, out_code)
+        backward(params, grads, meta, ws, dz)
+        if hyper[L2_WEIGHTS] != 0.0:
+            hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
+        update(params, grads, state, hyper)
         loss += l
         hits += h
     return loss, hits
 
 
-@njit(**_JIT)
+@njit(**ENTRY_JIT)
+def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
+                ws, stats, count_steps):
+    """Minibatches order[start:start+batch_size], ... up to order[:stop] (see _train_range).
+    Entry points call only uncached kernels, so each cached one is self-contained."""
+    return _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta,
+                        out_code, ws, stats, count_steps)
+
+
+@njit(**ENTRY_JIT)
+def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
+    """One minibatch, the rows idx, with the hyper-parameters exactly as given (no step
+    counted).  Returns (loss sum, hits)."""
+    b = idx.shape[0]
+    return _train_range(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
+                        ws, stats, NO_COUNT)
+
+
+@njit(**ENTRY_JIT)
 def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
     """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
     acts, dz_a = ws[0], ws[1]
@@ -141,7 +161,7 @@ def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
     return output_loss(z, y, idx, dz, stats, out_code)
 
 
-@njit(**_JIT)
+@njit(**ENTRY_JIT)
 def predict_batch(x, idx, params, meta, out_code, ws, out):
     """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
     z = forward(x, idx, params, meta, ws[0])
