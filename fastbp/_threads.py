@@ -12,6 +12,8 @@ import sys
 
 import numba
 
+from ._validation import check_int
+
 
 def _choose_threading_layer():
     if os.environ.get("NUMBA_THREADING_LAYER"):
@@ -40,10 +42,8 @@ def get_num_threads():
 
 
 def _check(n, name="n_threads"):
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
-        raise TypeError(f"{name} must be an integer, got {type(n).__name__}")
-    n = int(n)
-    if not 1 <= n <= max_threads():
+    n = check_int(name, n, low=1)
+    if n > max_threads():
         raise ValueError(f"{name} must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {n}")
     return n
 
