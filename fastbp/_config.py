@@ -19,24 +19,23 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 KERNEL_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
 ENTRY_JIT = dict(KERNEL_JIT, cache=True)
 
-# Micro-kernel: MR rows of A against NR rows of B, MR*NR scalar accumulators in registers.
-MR = 4
-NR = 4
-# Cache blocking of the reduction axis: KC elements of a row (4 KiB of float32) stay hot
-# while a tile of C is computed.
-KC = 1024
-# A task of the parallel loop computes an MC x NC tile of C.
-MC = 64
-NC = 64
-# Products whose reduction axis is shorter than SMALL_K use the row-streaming form
-# (gemm_nn) instead of the dot-product micro-kernel; its tasks are NN_ROWS x NN_COLS of c.
-# Measured (1 thread, dx of a 10-wide output layer, 128 x 256): 11 -> 37 GFLOP/s; at
-# k = 32 the dot-product form is still ahead (28 vs 25).
-SMALL_K = 16
-NN_ROWS = 16
-NN_COLS = 256
-# Packing (transpose) tasks cover this many rows of the source.
-TRANSPOSE_ROWS = 256
+# Bytes in one SIMD vector (kernels/simd.py): 32, AVX2's 256 bits, 8 float32 or 4 float64.
+# (LLVM splits wider vectors on AVX2, and prefers 256-bit ones on AVX-512 machines too.)
+VEC_BYTES = 32
+# Micro-kernel (kernels/gemm.py): an MR x NR block of C in MR * NR_VECS vector registers,
+# NR = NR_VECS vectors wide (16 float32 or 8 float64 columns).  6 x 2 = 12 accumulators,
+# 2 vectors of B and one broadcast of A: 15 of AVX2's 16 vector registers.
+MR = 6
+NR_VECS = 2
+# Cache blocking.  The reduction axis is cut into blocks of KC_BYTES (512 float32, 256
+# float64): a packed panel of B, KC x NR, stays in L1 while the micro-kernel sweeps the
+# MR-row slivers of an MC x KC block of A, which stays in L2.  A task of the parallel
+# loop computes an MC x NC tile of C.  MC is a multiple of MR, NC of NR.
+KC_BYTES = 2048
+MC = 48
+NC = 128
+# Packing B^T reads this many values of each of NR rows at a time (a 4 KiB block in L1).
+PACK_K = 64
 # Products with fewer floating-point operations than this run serially: starting a
 # parallel region costs microseconds, more than a tiny layer takes.
 SERIAL_FLOPS = 1 << 18

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from . import _validation as V
-from ._config import PREDICT_CHUNK
+from ._config import MR, NR_VECS, PREDICT_CHUNK, VEC_BYTES
 from ._threads import using_threads
 from .kernels import activations as _act
 from .kernels import loss as _loss
@@ -13,6 +13,16 @@ from .kernels.step import eval_batch, predict_batch
 ACTIVATIONS = tuple(_act.CODES)
 OUTPUTS = tuple(_loss.CODES)
 _EVAL_ELEMENTS = 1 << 22  # activations per evaluation chunk (16 MiB in float32)
+
+
+def _packed_sizes(sizes, b, itemsize):
+    """Elements of the two packing buffers of kernels/gemm.py over the products of a
+    training step at batch b: op(A) = dz^T (dW) and op(B) = W^T (forward), x (dW), W (dx)."""
+    nr = NR_VECS * VEC_BYTES // itemsize
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pa = max(-(-n_out // MR) * MR * b for n_in, n_out in pairs)
+    pb = max(-(-n // nr) * nr * k for n_in, n_out in pairs for n, k in [(n_out, n_in), (n_in, b), (n_in, n_out)])
+    return pa, pb
 
 
 class Layer:
@@ -172,11 +182,9 @@ class MLP:
                 self._workspaces.pop(next(iter(self._workspaces)))
             s = self.sizes
             widest_out = max(s[1:])
-            widest_in = max(s[:-1])
-            w_t = max([s[l] * s[l + 1] for l in range(1, len(s) - 1)] or [1])
+            pa, pb = _packed_sizes(s, b_max, np.dtype(self.dtype).itemsize)
             e = lambda n: np.empty(max(n, 1), dtype=self.dtype)  # noqa: E731
-            buffers = (e(b_max * sum(s)), e(b_max * widest_out), e(b_max * widest_out),
-                       e(b_max * widest_out), e(b_max * widest_in), e(w_t))
+            buffers = (e(b_max * sum(s)), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb))
             ws = (buffers, np.empty((2, b_max), dtype=np.float64))
             self._workspaces[b_max] = ws
         return ws

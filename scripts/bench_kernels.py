@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 
 import fastbp  # noqa: E402
 from fastbp.kernels import activations as A  # noqa: E402
-from fastbp.kernels.gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gemm_nt, row_sums, transpose  # noqa: E402
+from fastbp.kernels.gemm import (AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gemm,  # noqa: E402
+                                 pack, packed_size)
 from fastbp.kernels.loss import output_loss  # noqa: E402
 from fastbp.kernels.optim import HYPER_SIZE, SGD, update  # noqa: E402
 
@@ -73,25 +74,31 @@ def main():
             bias = np.zeros(n_out, dt)
             z = np.empty((b, n_out), dt)
             dz = rng.standard_normal((b, n_out)).astype(dt)
-            dzt = np.empty((n_out, b), dt)
-            xt = np.empty((n_in, b), dt)
-            wt = np.empty((n_in, n_out), dt)
             dw = np.empty((n_out, n_in), dt)
             db = np.empty(n_out, dt)
             dx = np.empty((b, n_in), dt)
+            nr = 2 * 32 // dt.itemsize
+            pa = np.empty(packed_size(n_out, b, 6), dt)
+            pb = np.empty(max(packed_size(n_out, n_in, nr), packed_size(n_in, b, nr),
+                              packed_size(n_in, n_out, nr)), dt)
             flops = 2.0 * b * n_in * n_out
+            # Each product packs its operand B (and A when transposed) first; "packing" times that.
             tests = [
-                ("forward (bias+sigmoid)", lambda: gemm_nt(x, w, z, bias, z, EPI_BIAS_ACT, A.SIGMOID), flops),
-                ("pack dz^T, x^T", lambda: (transpose(dz, dzt), transpose(x, xt)), 0),
-                ("dW = dz^T x", lambda: gemm_nt(dzt, xt, dw, bias, dw, EPI_NONE, 0), flops),
-                ("db = sum dz", lambda: row_sums(dzt, db), 0),
+                ("forward (bias+sigmoid)",
+                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, z, EPI_BIAS_ACT, A.SIGMOID), flops),
+                ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
+                ("dW = dz^T x", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, bias, dw, EPI_NONE, 0), flops),
+                ("  of which packing", lambda: (pack(dz, AS_IS, 6, pa), pack(x, AS_IS, nr, pb)), 0),
+                ("db = sum dz", lambda: col_sums(dz, db), 0),
             ]
             if l > 0:
-                tests += [("pack W^T", lambda: transpose(w, wt), 0),
-                          ("dx = (dz W) f'(a)", lambda: gemm_nt(dz, wt, dx, bias, x, EPI_DACT, A.SIGMOID), flops)]
+                tests += [("dx = (dz W) f'(a)",
+                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID), flops),
+                          ("  of which packing", lambda: pack(w, AS_IS, nr, pb), 0)]
             for name, fn, f in tests:
                 t = timeit(fn, args.repeat)
-                total += t
+                if not name.startswith(" "):
+                    total += t
                 print(f"{cfg:6} {f'{n_in}x{n_out}':>14} {name:22} {t * 1e6:10.1f} "
                       f"{'' if not f else f'{f / t / 1e9:8.1f}'}")
         n_out = sizes[-1]

@@ -4,19 +4,20 @@ import pytest
 from conftest import tol
 
 import naive
-from fastbp._config import KC
+from fastbp._config import KC_BYTES, MR
 from fastbp.kernels import activations as A
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
-from fastbp.kernels.gemm import (EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nn, gemm_nt,
-                                 row_sums, transpose)
+from fastbp.kernels.gemm import (AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gather_rows,
+                                 gemm, pack, packed_size, panel_width)
 
 DTYPES = [np.float32, np.float64]
-# (m, n, k): ones, odd sizes, not multiples of the 4x4 block, the 64 tile or the 256 k block;
-# the last ones are large enough to take the parallel path, and the very last crosses a
-# k block (KC) boundary.
+KC32 = KC_BYTES // 4   # the k block of float32; float64's is half as long
+# (m, n, k): ones, odd sizes, not multiples of the 6 x 16 block, the 48 x 128 tile or the
+# k block; the last ones are large enough to take the parallel path, and the very last
+# crosses a k block boundary in both dtypes.
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
-          (255, 37, 300), (130, 100, 600), (9, 6, KC + 7)]
+          (255, 37, 300), (130, 100, 600), (9, 6, KC32 + 7)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
 
 
@@ -25,16 +26,26 @@ def _close(got, ref, dtype, scale=None):
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol(dtype) * max(scale, 1.0) * 10)
 
 
+def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act):
+    """gemm with packing buffers of exactly the documented sizes (so an overrun shows)."""
+    m, n = c.shape
+    k = a.shape[0] if a_t else a.shape[1]
+    pa = np.empty(packed_size(m, k, MR) if a_t else 0, c.dtype)
+    pb = np.empty(packed_size(n, k, panel_width(c)), c.dtype)
+    gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", SHAPES)
-def test_gemm_nt_plain(dtype, m, n, k, rng):
+def test_gemm_plain(dtype, m, n, k, rng):
     a = rng.standard_normal((m, k)).astype(dtype)
-    b = rng.standard_normal((n, k)).astype(dtype)
-    c = np.full((m, n), np.nan, dtype)
-    gemm_nt(a, b, c, np.zeros(n, dtype), c, EPI_NONE, 0)
-    ref = a.astype(np.float64) @ b.astype(np.float64).T
-    assert c.dtype == dtype
-    _close(c, ref, dtype, scale=np.sqrt(k) * 3)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    for a_t, b_t in [(AS_IS, AS_IS), (TRANSPOSED, AS_IS), (AS_IS, TRANSPOSED), (TRANSPOSED, TRANSPOSED)]:
+        c = np.full((m, n), np.nan, dtype)
+        _product(a.T.copy() if a_t else a, a_t, b.T.copy() if b_t else b, b_t, c, c[0], c, EPI_NONE, 0)
+        assert c.dtype == dtype
+        _close(c, ref, dtype, scale=np.sqrt(k) * 3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -45,35 +56,19 @@ def test_dense_forward_fused(dtype, act, m, n, k, rng):
     w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(dtype)
     bias = rng.standard_normal(n).astype(dtype)
     c = np.empty((m, n), dtype)
-    gemm_nt(x, w, c, bias, c, EPI_BIAS_ACT, A.CODES[act])
+    _product(x, AS_IS, w, TRANSPOSED, c, bias, c, EPI_BIAS_ACT, A.CODES[act])
     _close(c, naive.dense_forward(x, w, bias, act), dtype, scale=3.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 257), (255, 37, 300)])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 257), (255, 37, 300), (77, 600, 3), (130, 300, 10)])
 def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     dz = rng.standard_normal((m, k)).astype(dtype)
-    wt = rng.standard_normal((n, k)).astype(dtype)       # W^T, packed
+    w = rng.standard_normal((k, n)).astype(dtype)       # W as stored, (n_out, n_in)
     a_prev = naive.activate(rng.standard_normal((m, n)), act).astype(dtype)
     out = np.empty((m, n), dtype)
-    gemm_nt(dz, wt, out, np.zeros(n, dtype), a_prev, EPI_DACT, A.CODES[act])
-    ref = (dz.astype(np.float64) @ wt.astype(np.float64).T) * naive.derivative_from_output(
-        a_prev.astype(np.float64), act)
-    _close(out, ref, dtype, scale=np.sqrt(k) * 3)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 10), (255, 37, 15), (130, 300, 10), (77, 600, 3)])
-def test_row_streaming_product_for_short_reductions(dtype, act, m, n, k, rng):
-    dz = rng.standard_normal((m, k)).astype(dtype)
-    w = rng.standard_normal((k, n)).astype(dtype)
-    a_prev = naive.activate(rng.standard_normal((m, n)), act).astype(dtype)
-    out = np.full((m, n), np.nan, dtype)
-    gemm_nn(dz, w, out, a_prev, EPI_NONE, 0)
-    _close(out, dz.astype(np.float64) @ w.astype(np.float64), dtype, scale=np.sqrt(k) * 3)
-    gemm_nn(dz, w, out, a_prev, EPI_DACT, A.CODES[act])
+    _product(dz, AS_IS, w, AS_IS, out, out[0], a_prev, EPI_DACT, A.CODES[act])
     ref = (dz.astype(np.float64) @ w.astype(np.float64)) * naive.derivative_from_output(
         a_prev.astype(np.float64), act)
     _close(out, ref, dtype, scale=np.sqrt(k) * 3)
@@ -83,8 +78,8 @@ def test_sigmoid_is_stable_for_large_inputs():
     for dtype in DTYPES:
         z = np.array([[-1000.0, -90.0, 0.0, 90.0, 1000.0]], dtype)
         c = np.empty_like(z)
-        gemm_nt(np.ones((1, 1), dtype), z.T.copy(), c, np.zeros(5, dtype), c, EPI_NONE, 0)
-        gemm_nt(np.ones((1, 1), dtype), np.zeros((5, 1), dtype), c, z[0], c, EPI_BIAS_ACT, A.SIGMOID)
+        _product(np.ones((1, 1), dtype), AS_IS, np.zeros((1, 5), dtype), AS_IS, c, z[0], c, EPI_BIAS_ACT,
+                 A.SIGMOID)
         assert np.all(np.isfinite(c))
         np.testing.assert_allclose(c[0], [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-30)
 
@@ -93,13 +88,22 @@ def test_sigmoid_is_stable_for_large_inputs():
 @pytest.mark.parametrize("m,n", [(1, 1), (3, 17), (255, 37), (300, 130)])
 def test_packing_helpers(dtype, m, n, rng):
     src = rng.standard_normal((m, n)).astype(dtype)
-    dst = np.empty((n, m), dtype)
-    transpose(src, dst)
-    np.testing.assert_array_equal(dst, src.T)
-    sums = np.empty(m, dtype)
-    row_sums(src, sums)
-    np.testing.assert_allclose(sums, src.astype(np.float64).sum(axis=1), rtol=tol(dtype) * 10,
-                               atol=tol(dtype) * 10 * np.sqrt(n))
+    nr = 2 * 32 // np.dtype(dtype).itemsize      # NR: two AVX2 vectors
+    assert nr == panel_width(src)
+    # S = src^T: panels of w rows of src; S = src: panels of w columns of src.
+    for w in (MR, nr):
+        for S, transposed in [(src.T, TRANSPOSED), (src, AS_IS)]:
+            k, cols = S.shape
+            dst = np.full(packed_size(cols, k, w), np.nan, dtype)
+            pack(src, transposed, w, dst)
+            padded = np.zeros((k, -(-cols // w) * w), dtype)
+            padded[:, :cols] = S
+            ref = padded.reshape(k, -1, w).transpose(1, 0, 2).ravel()    # [panel][p][r]
+            np.testing.assert_array_equal(dst, ref)
+    sums = np.empty(n, dtype)
+    col_sums(src, sums)
+    np.testing.assert_allclose(sums, src.astype(np.float64).sum(axis=0), rtol=tol(dtype) * 10,
+                               atol=tol(dtype) * 10 * np.sqrt(m))
     idx = rng.integers(0, m, size=2 * m + 1).astype(np.int64)
     out = np.empty((idx.shape[0], n), dtype)
     gather_rows(src, idx, out)

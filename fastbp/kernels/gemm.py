@@ -1,115 +1,182 @@
-"""The one matrix product of fastbp, with fused epilogues, and the packing helpers.
+"""The one matrix product of fastbp, with fused epilogues, and its packing.
 
-Every product in backpropagation is written as ``c[i, j] = sum_k a[i, k] * b[j, k]``
-("A times B transposed"), where both operands are read along their contiguous last axis:
+Every product in backpropagation is ``C = op(A) op(B)``, op(A) (m x k), op(B) (k x n),
+where an operand is used as stored or transposed:
 
-    forward   z  = x  W^T      a = x (batch, n_in),   b = W   (n_out, n_in)
-    weights   dW = dz^T x      a = dz^T (n_out, batch), b = x^T (n_in, batch)  (packed)
-    deltas    dx = dz W        a = dz (batch, n_out), b = W^T (n_in, n_out)    (packed)
+    forward   z  = x  W^T      A = x  (batch, n_in)          B = W^T  (W stored (n_out, n_in))
+    weights   dW = dz^T x      A = dz^T (dz stored (batch, n_out))    B = x  (batch, n_in)
+    deltas    dx = dz W        A = dz (batch, n_out)         B = W    (n_out, n_in)
 
-Packing (a transpose into a workspace) costs O(batch * width), tiny next to the
-O(batch * n_in * n_out) product, and lets one register-blocked loop serve all three.
+First op(B) is packed (copied once, O(k n), against the product's O(m n k)) into panels
+of NR columns in the order the micro-kernel reads them,
+``pb[(jp * k + p) * NR + r] = op(B)[p, jp * NR + r]``, zero-padded past the last column.
+Then the "outer-product" micro-kernel keeps an MR x NR block of C in vector registers:
+for each p it loads NR values of B (two vectors), broadcasts each of the MR values
+A[i, p] (read in place, with strides, so A needs no packing), and does MR x 2 fused
+multiply-adds.  Nothing is summed across the lanes of a vector.
 
-The micro-kernel holds an MR x NR block of c in MR*NR scalar accumulators (registers);
-LLVM vectorises the k loop because fast-math reassociation is allowed.  Edge blocks
-clamp their row indices to the last valid row (recomputing it) and store only valid
-rows, so there is one code path for every shape.
+The reduction axis runs in blocks of KC (the packed B panel stays in L1), and a task of
+the parallel loop computes an MC x NC tile of C, then its epilogue (bias + activation, or
+the activation's derivative) while the tile is still in cache.  Each element of C is
+summed in an order fixed by KC alone, so results do not depend on the thread count.
 """
 import numpy as np
 from numba import njit, prange
 
-from .._config import (KERNEL_JIT, KC, MC, MR, NC, NN_COLS, NN_ROWS, NR, SERIAL_ELEMENTS, SERIAL_FLOPS,
-                       TRANSPOSE_ROWS)
+from .._config import KC_BYTES, KERNEL_JIT, MC, MR, NC, NR_VECS, PACK_K, SERIAL_ELEMENTS, SERIAL_FLOPS
 from .activations import SIGMOID, activate, derivative, sigmoid
+from .simd import lanes, vadd, vbroadcast, vfma, vlane, vload, vstore, vzero
 
 # Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
-# passed to another compiled function as a literal, and compiled gemm_nt once per code
-# (three 3.5 s compiles instead of one).
-EPI_NONE = np.int64(0)      # c = a b^T
-EPI_BIAS_ACT = np.int64(1)  # c = f(a b^T + bias)          forward of a dense layer
-EPI_DACT = np.int64(2)      # c = (a b^T) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
+# passed to another compiled function as a literal, and compiled the product once per code.
+EPI_NONE = np.int64(0)      # c = a b
+EPI_BIAS_ACT = np.int64(1)  # c = f(a b + bias)          forward of a dense layer
+EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
+# How an operand is stored (NumPy booleans for the same reason).
+AS_IS = np.bool_(False)
+TRANSPOSED = np.bool_(True)
 
 _JIT = KERNEL_JIT
 
-assert MR == 4 and NR == 4, "the micro-kernel below is written out for 4 x 4"
+assert MR == 6 and NR_VECS == 2, "the micro-kernel below is written out for 6 x 2 vectors"
 
 
 @njit(**_JIT)
-def _micro_tile(a, b, c, i0, i1, j0, j1, k0, k1, first):
-    """c[i0:i1, j0:j1] (+)= a[i0:i1, k0:k1] b[j0:j1, k0:k1]^T, in 4 x 4 register blocks."""
-    zero = c.dtype.type(0)
-    kn = k1 - k0
-    for i in range(i0, i1, MR):
-        # rows of the block; past the edge, repeat the last valid row (stored nowhere).
-        # Row views over [k0, k1) let the k loop start at 0, so LLVM knows the index is
-        # never negative and emits contiguous vector loads instead of gathers.
-        x0r = a[i, k0:k1]
-        x1r = a[min(i + 1, i1 - 1), k0:k1]
-        x2r = a[min(i + 2, i1 - 1), k0:k1]
-        x3r = a[min(i + 3, i1 - 1), k0:k1]
-        for j in range(j0, j1, NR):
-            y0r = b[j, k0:k1]
-            y1r = b[min(j + 1, j1 - 1), k0:k1]
-            y2r = b[min(j + 2, j1 - 1), k0:k1]
-            y3r = b[min(j + 3, j1 - 1), k0:k1]
-            c00 = c01 = c02 = c03 = zero
-            c10 = c11 = c12 = c13 = zero
-            c20 = c21 = c22 = c23 = zero
-            c30 = c31 = c32 = c33 = zero
-            for k in range(kn):
-                x0 = x0r[k]
-                x1 = x1r[k]
-                x2 = x2r[k]
-                x3 = x3r[k]
-                y0 = y0r[k]
-                y1 = y1r[k]
-                y2 = y2r[k]
-                y3 = y3r[k]
-                c00 += x0 * y0
-                c01 += x0 * y1
-                c02 += x0 * y2
-                c03 += x0 * y3
-                c10 += x1 * y0
-                c11 += x1 * y1
-                c12 += x1 * y2
-                c13 += x1 * y3
-                c20 += x2 * y0
-                c21 += x2 * y1
-                c22 += x2 * y2
-                c23 += x2 * y3
-                c30 += x3 * y0
-                c31 += x3 * y1
-                c32 += x3 * y2
-                c33 += x3 * y3
-            nr = min(NR, j1 - j)
-            _store_row(c, i, j, nr, first, c00, c01, c02, c03)
-            if i + 1 < i1:
-                _store_row(c, i + 1, j, nr, first, c10, c11, c12, c13)
-            if i + 2 < i1:
-                _store_row(c, i + 2, j, nr, first, c20, c21, c22, c23)
-            if i + 3 < i1:
-                _store_row(c, i + 3, j, nr, first, c30, c31, c32, c33)
+def panel_width(c):
+    """NR: columns of C per micro-kernel call, NR_VECS vectors of c's dtype."""
+    return NR_VECS * lanes(c)
 
 
-@njit(inline="always", **_JIT)
-def _store_row(c, i, j, nr, first, v0, v1, v2, v3):
-    """Write (first k block) or add (later k blocks) the nr valid values of one block row."""
-    if first:
-        c[i, j] = v0
-        if nr > 1:
-            c[i, j + 1] = v1
-        if nr > 2:
-            c[i, j + 2] = v2
-        if nr > 3:
-            c[i, j + 3] = v3
+@njit(**_JIT)
+def k_block(c):
+    """KC: length of a block of the reduction axis, KC_BYTES of c's dtype."""
+    return KC_BYTES // c.itemsize
+
+
+@njit(**_JIT)
+def packed_size(n, k, w):
+    """Elements of op(B) (k x n) packed into panels of w columns."""
+    return (n + w - 1) // w * w * k
+
+
+# -- packing --------------------------------------------------------------------------
+@njit(**_JIT)
+def _pack_panel(src, transposed, k, n, w, dst, jp):
+    """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
+    src or, when transposed, src^T (src is n x k)."""
+    zero = dst.dtype.type(0)
+    j0 = jp * w
+    nj = min(w, n - j0)
+    out = dst[jp * k * w: (jp + 1) * k * w]
+    if transposed:               # column r of the panel is row j0 + r of src
+        for p0 in range(0, k, PACK_K):       # PACK_K rows of the panel at a time stay in L1
+            p1 = min(k, p0 + PACK_K)
+            for r in range(nj):
+                row = src[j0 + r, p0:p1]
+                col = out[p0 * w + r:]
+                for q in range(p1 - p0):
+                    col[q * w] = row[q]
+    elif nj == w:                # row p of the panel is a piece of row p of src
+        for p in range(k):
+            row = src[p, j0: j0 + w]
+            o = out[p * w: p * w + w]
+            for r in range(w):
+                o[r] = row[r]
     else:
-        c[i, j] += v0
-        if nr > 1:
-            c[i, j + 1] += v1
-        if nr > 2:
-            c[i, j + 2] += v2
-        if nr > 3:
-            c[i, j + 3] += v3
+        for p in range(k):
+            for r in range(nj):
+                out[p * w + r] = src[p, j0 + r]
+    for r in range(nj, w):       # zero padding past the last column
+        for p in range(k):
+            out[p * w + r] = zero
+
+
+@njit(parallel=True, **_JIT)
+def pack(src, transposed, w, dst):
+    """Pack S = src (k x n), or src^T when transposed, into panels of w columns (see top)."""
+    if transposed:
+        n, k = src.shape
+    else:
+        k, n = src.shape
+    n_panels = (n + w - 1) // w
+    if n * k < SERIAL_ELEMENTS:
+        for jp in range(n_panels):
+            _pack_panel(src, transposed, k, n, w, dst, jp)
+    else:
+        for jp in prange(n_panels):
+            _pack_panel(src, transposed, k, n, w, dst, jp)
+
+
+# -- the product ----------------------------------------------------------------------
+@njit(inline="always", **_JIT)
+def _store_row(c, off, nr, w, first, v0, v1):
+    """C row segment c.flat[off : off + nr] = (or +=, after the first k block) [v0 v1]."""
+    if nr == 2 * w:
+        if first:
+            vstore(c, off, v0)
+            vstore(c, off + w, v1)
+        else:
+            vstore(c, off, vadd(vload(c, off), v0))
+            vstore(c, off + w, vadd(vload(c, off + w), v1))
+    else:                        # ragged right edge of C: lane by lane
+        for r in range(nr):
+            x = vlane(v0, r) if r < w else vlane(v1, r - w)
+            if first:
+                c.flat[off + r] = x
+            else:
+                c.flat[off + r] += x
+
+
+@njit(**_JIT)
+def _micro_kernel(kc, a, ao, rs, cs, mr, pb, bo, c, co, ldc, nr, first):
+    """c[6 rows, 2 vectors] (+)= sum over kc values of p of A[0:6, p] (outer) B[p, 0:2 vectors].
+
+    A[r, p] = a.flat[ao + r*rs + p*cs] (rows past mr repeat the last valid one and are
+    not stored); B[p, :] is a packed panel of pb starting at offset bo; the block of c
+    starts at flat offset co, rows ldc apart; only its mr x nr valid part is stored."""
+    w = lanes(c)
+    o0 = ao
+    o1 = ao + min(1, mr - 1) * rs
+    o2 = ao + min(2, mr - 1) * rs
+    o3 = ao + min(3, mr - 1) * rs
+    o4 = ao + min(4, mr - 1) * rs
+    o5 = ao + min(5, mr - 1) * rs
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero(c)
+    q = 0
+    for p in range(kc):
+        b0 = vload(pb, bo)                          # B[p, 0:w]
+        b1 = vload(pb, bo + w)                      # B[p, w:2w]
+        x = vbroadcast(a, o0 + q)                   # A[0, p] in every lane
+        c00 = vfma(x, b0, c00)                      # c[0, :] += A[0, p] * B[p, :]
+        c01 = vfma(x, b1, c01)
+        x = vbroadcast(a, o1 + q)
+        c10 = vfma(x, b0, c10)
+        c11 = vfma(x, b1, c11)
+        x = vbroadcast(a, o2 + q)
+        c20 = vfma(x, b0, c20)
+        c21 = vfma(x, b1, c21)
+        x = vbroadcast(a, o3 + q)
+        c30 = vfma(x, b0, c30)
+        c31 = vfma(x, b1, c31)
+        x = vbroadcast(a, o4 + q)
+        c40 = vfma(x, b0, c40)
+        c41 = vfma(x, b1, c41)
+        x = vbroadcast(a, o5 + q)
+        c50 = vfma(x, b0, c50)
+        c51 = vfma(x, b1, c51)
+        q += cs
+        bo += 2 * w
+    _store_row(c, co, nr, w, first, c00, c01)
+    if mr > 1:
+        _store_row(c, co + ldc, nr, w, first, c10, c11)
+    if mr > 2:
+        _store_row(c, co + 2 * ldc, nr, w, first, c20, c21)
+    if mr > 3:
+        _store_row(c, co + 3 * ldc, nr, w, first, c30, c31)
+    if mr > 4:
+        _store_row(c, co + 4 * ldc, nr, w, first, c40, c41)
+    if mr > 5:
+        _store_row(c, co + 5 * ldc, nr, w, first, c50, c51)
 
 
 @njit(**_JIT)
@@ -140,137 +207,61 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
 
 
 @njit(**_JIT)
-def _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc):
-    """Task t of the parallel loop: one mc x nc tile of c, all k blocks, then its epilogue."""
-    m = a.shape[0]
-    n = b.shape[0]
-    kk = a.shape[1]
-    i0 = (t // n_jt) * mc
-    j0 = (t % n_jt) * nc
-    i1 = min(m, i0 + mc)
-    j1 = min(n, j0 + nc)
-    for k0 in range(0, kk, KC):
-        _micro_tile(a, b, c, i0, i1, j0, j1, k0, min(kk, k0 + KC), k0 == 0)
+def _tile(a, a_packed, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt):
+    """Task t of the parallel loop: one MC x NC tile of c, all k blocks, then its epilogue."""
+    m, n = c.shape
+    nr = panel_width(c)
+    kc_max = k_block(c)
+    i0 = (t // n_jt) * MC
+    j0 = (t % n_jt) * NC
+    i1 = min(m, i0 + MC)
+    j1 = min(n, j0 + NC)
+    for k0 in range(0, k, kc_max):
+        kc = min(kc_max, k - k0)
+        for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
+            for i in range(i0, i1, MR):                          # ... against each sliver of A
+                ao = (i * k + k0 * MR) if a_packed else (i * rs + k0)
+                _micro_kernel(kc, a, ao, rs, cs, min(MR, i1 - i), pb, (jp * k + k0) * nr,
+                              c, i * n + jp * nr, n, min(nr, n - jp * nr), k0 == 0)
+    if k == 0:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                c[i, j] = 0
     _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1)
 
 
 @njit(parallel=True, **_JIT)
-def gemm_nt(a, b, c, bias, ref, epilogue, act):
-    """c[i, j] = epilogue(sum_k a[i, k] * b[j, k]);  a (m, k), b (n, k), c (m, n), all C-contiguous.
+def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
+    """c = epilogue(op(a) op(b)), op(a) (m, k) and op(b) (k, n); c (m, n).  All C-contiguous.
 
-    bias (n,) is read by EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any array otherwise.
+    op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
+    (n, k)).  pb receives op(b) packed, packed_size(n, k, panel_width(c)) elements at
+    least, and pa op(a) when a_t, packed_size(m, k, MR) elements.  bias (n,) is read by EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any
+    array otherwise.
     """
-    m = a.shape[0]
-    n = b.shape[0]
-    mc = MC
-    nc = NC
-    n_jt = (n + nc - 1) // nc
-    n_tasks = ((m + mc - 1) // mc) * n_jt
-    if 2 * m * n * a.shape[1] < SERIAL_FLOPS:
+    m, n = c.shape
+    nr = panel_width(c)
+    if a_t:
+        # A[i, p] = a[p, i]: read in place, a row of A would run down a column of a, one
+        # cache line per value, so A is packed too, into panels of MR rows: A[i, p] =
+        # pa[(i // MR * k + p) * MR + i % MR].
+        k = a.shape[0]
+        pack(a, AS_IS, MR, pa)
+        rs, cs = 1, MR
+        a_in = pa
+    else:                        # A[i, p] = a[i, p], read in place
+        k = a.shape[1]
+        rs, cs = k, 1
+        a_in = a.reshape(a.size)
+    pack(b, b_t, nr, pb)
+    n_jt = (n + NC - 1) // NC
+    n_tasks = ((m + MC - 1) // MC) * n_jt
+    if 2 * m * n * k < SERIAL_FLOPS:
         for t in range(n_tasks):
-            _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc)
+            _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt)
     else:
         for t in prange(n_tasks):
-            _tile(a, b, c, bias, ref, epilogue, act, t, n_jt, mc, nc)
-
-
-@njit(**_JIT)
-def _transpose_tile(src, dst, i0, i1, j0, j1):
-    for i in range(i0, i1):
-        row = src[i, j0:j1]
-        for j in range(j1 - j0):
-            dst[j0 + j, i] = row[j]
-
-
-@njit(parallel=True, **_JIT)
-def transpose(src, dst):
-    """dst[j, i] = src[i, j]: pack a panel so the next product reads it contiguously.
-
-    Tiles of TRANSPOSE_ROWS rows of src by a few columns: each task writes a few rows of
-    dst, one element per src row.  When dst's row stride is a multiple of 4 KiB those dst
-    rows share one L1 cache set, so the tile is then 8 columns wide (fits the set's ways)
-    instead of 16: 1024 x 1024 float32 took 1.7 ms with 16, 0.54 ms with 8.
-    """
-    m, n = src.shape
-    tj = 8 if (m * src.itemsize) % 4096 == 0 else 16
-    n_jt = (n + tj - 1) // tj
-    n_tasks = ((m + TRANSPOSE_ROWS - 1) // TRANSPOSE_ROWS) * n_jt
-    if m * n < SERIAL_ELEMENTS:
-        for t in range(n_tasks):
-            i0 = (t // n_jt) * TRANSPOSE_ROWS
-            j0 = (t % n_jt) * tj
-            _transpose_tile(src, dst, i0, min(m, i0 + TRANSPOSE_ROWS), j0, min(n, j0 + tj))
-    else:
-        for t in prange(n_tasks):
-            i0 = (t // n_jt) * TRANSPOSE_ROWS
-            j0 = (t % n_jt) * tj
-            _transpose_tile(src, dst, i0, min(m, i0 + TRANSPOSE_ROWS), j0, min(n, j0 + tj))
-
-
-@njit(**_JIT)
-def _nn_tile(a, b, c, i0, i1, j0, j1):
-    """c[i0:i1, j0:j1] = a[i0:i1, :] b[:, j0:j1], row by row ("i-k-j"): for each k, add
-    a[i, k] times row k of b to row i of c, for 4 rows of c at once, then the leftover rows
-    one by one (rows of c are accumulators here, so edge rows cannot be repeated)."""
-    zero = c.dtype.type(0)
-    nj = j1 - j0
-    i = i0
-    while i + MR <= i1:
-        c0, c1, c2, c3 = c[i, j0:j1], c[i + 1, j0:j1], c[i + 2, j0:j1], c[i + 3, j0:j1]
-        for j in range(nj):
-            c0[j] = zero
-            c1[j] = zero
-            c2[j] = zero
-            c3[j] = zero
-        for k in range(a.shape[1]):
-            a0, a1, a2, a3 = a[i, k], a[i + 1, k], a[i + 2, k], a[i + 3, k]
-            brow = b[k, j0:j1]
-            for j in range(nj):
-                c0[j] += a0 * brow[j]
-                c1[j] += a1 * brow[j]
-                c2[j] += a2 * brow[j]
-                c3[j] += a3 * brow[j]
-        i += MR
-    for r in range(i, i1):
-        c0 = c[r, j0:j1]
-        for j in range(nj):
-            c0[j] = zero
-        for k in range(a.shape[1]):
-            a0 = a[r, k]
-            brow = b[k, j0:j1]
-            for j in range(nj):
-                c0[j] += a0 * brow[j]
-
-
-@njit(parallel=True, **_JIT)
-def gemm_nn(a, b, c, ref, epilogue, act):
-    """c[i, j] = epilogue(sum_k a[i, k] * b[k, j]);  a (m, k), b (k, n), c (m, n).
-
-    For a short reduction axis (k < SMALL_K, e.g. the delta passed down from a 10-class
-    output layer, dx = dz W): the dot-product form above would spend its time in
-    horizontal sums, while this form streams rows of b with no reduction at all and
-    needs no packing.  ``epilogue`` is EPI_NONE or EPI_DACT (with ``ref``).
-    """
-    m = a.shape[0]
-    n = b.shape[1]
-    n_jt = (n + NN_COLS - 1) // NN_COLS
-    n_tasks = ((m + NN_ROWS - 1) // NN_ROWS) * n_jt
-    if 2 * m * n * a.shape[1] < SERIAL_FLOPS:
-        for t in range(n_tasks):
-            _nn_task(a, b, c, ref, epilogue, act, t, n_jt)
-    else:
-        for t in prange(n_tasks):
-            _nn_task(a, b, c, ref, epilogue, act, t, n_jt)
-
-
-@njit(**_JIT)
-def _nn_task(a, b, c, ref, epilogue, act, t, n_jt):
-    i0 = (t // n_jt) * NN_ROWS
-    j0 = (t % n_jt) * NN_COLS
-    i1 = min(c.shape[0], i0 + NN_ROWS)
-    j1 = min(c.shape[1], j0 + NN_COLS)
-    _nn_tile(a, b, c, i0, i1, j0, j1)
-    _epilogue(c, c[0], ref, epilogue, act, i0, i1, j0, j1)
+            _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt)
 
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls
@@ -282,11 +273,15 @@ def _copy_row(x, src, out, dst):
 
 
 @njit(**_JIT)
-def _row_sum(a, j):
-    s = a.dtype.type(0)
-    for k in range(a.shape[1]):
-        s += a[j, k]
-    return s
+def _col_sums(a, out, j0, j1):
+    """out[j0:j1] = sum over the rows of a[:, j0:j1], row after row (a fixed order)."""
+    acc = out[j0:j1]
+    for j in range(j1 - j0):
+        acc[j] = 0
+    for i in range(a.shape[0]):
+        row = a[i, j0:j1]
+        for j in range(j1 - j0):
+            acc[j] += row[j]
 
 
 @njit(parallel=True, **_JIT)
@@ -302,12 +297,13 @@ def gather_rows(x, idx, out):
 
 
 @njit(parallel=True, **_JIT)
-def row_sums(a, out):
-    """out[j] = sum_k a[j, k]: the bias gradient db = sum over the batch of dz (from dz^T)."""
+def col_sums(a, out):
+    """out[j] = sum_i a[i, j]: the bias gradient db = sum over the batch of dz."""
     m, n = a.shape
+    n_chunks = (n + NC - 1) // NC
     if m * n < SERIAL_ELEMENTS:
-        for j in range(m):
-            out[j] = _row_sum(a, j)
+        for t in range(n_chunks):
+            _col_sums(a, out, t * NC, min(n, (t + 1) * NC))
     else:
-        for j in prange(m):
-            out[j] = _row_sum(a, j)
+        for t in prange(n_chunks):
+            _col_sums(a, out, t * NC, min(n, (t + 1) * NC))

@@ -7,18 +7,18 @@ The network is described by ``meta`` (int64, one row per layer):
 
 Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
 the current batch size b, so the last, smaller minibatch needs nothing new:
-    ws = (acts, dz_a, dz_b, dz_t, x_t, w_t)
+    ws = (acts, dz_a, dz_b, pa, pb)
     acts: a_0 = x[idx] (b, n_0), then a_1 ... a_L (b, n_l) one after another
     dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
-    dz_t, x_t, w_t: packed (transposed) panels for the products of the backward pass
+    pa, pb: the operands of a matrix product, packed into panels (gemm.py)
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
 import numpy as np
 from numba import njit
 
-from .._config import ENTRY_JIT, KERNEL_JIT, SMALL_K
+from .._config import ENTRY_JIT, KERNEL_JIT
 from .activations import IDENTITY
-from .gemm import EPI_BIAS_ACT, EPI_DACT, EPI_NONE, gather_rows, gemm_nn, gemm_nt, row_sums, transpose
+from .gemm import AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gather_rows, gemm
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
@@ -40,8 +40,9 @@ def _act_offset(meta, l, b):
 
 
 @njit(**_JIT)
-def forward(x, idx, params, meta, acts):
+def forward(x, idx, params, meta, ws):
     """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
+    acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
     n0 = meta[0, 0]
     a_in = acts[: b * n0].reshape((b, n0))
@@ -52,7 +53,7 @@ def forward(x, idx, params, meta, acts):
         w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         bias = params[b_off : b_off + n_out]
         a_out = acts[off : off + b * n_out].reshape((b, n_out))
-        gemm_nt(a_in, w, a_out, bias, a_out, EPI_BIAS_ACT, act)     # a = f(x W^T + b)
+        gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act)  # a = f(x W^T + b)
         a_in = a_out
         off += b * n_out
     return a_in
@@ -62,30 +63,21 @@ def forward(x, idx, params, meta, acts):
 def backward(params, grads, meta, ws, dz):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
-    acts, dz_a, dz_b, dz_t, x_t, w_t = ws
+    acts, dz_a, dz_b, pa, pb = ws
     b = dz.shape[0]
     dz_in_a = True  # dz currently lives in dz_a
     for l in range(meta.shape[0] - 1, -1, -1):
         n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
         off = _act_offset(meta, l, b)
         a_in = acts[off : off + b * n_in].reshape((b, n_in))
-        dzt = dz_t[: n_out * b].reshape((n_out, b))
-        xt = x_t[: n_in * b].reshape((n_in, b))
-        transpose(dz, dzt)
-        transpose(a_in, xt)
         dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        gemm_nt(dzt, xt, dw, dw[0], dw, EPI_NONE, NO_ACT)           # dW = dz^T a_in
-        row_sums(dzt, grads[b_off : b_off + n_out])                 # db = sum over the batch of dz
+        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, dw[0], dw, EPI_NONE, NO_ACT)  # dW = dz^T a_in
+        col_sums(dz, grads[b_off : b_off + n_out])                   # db = sum over the batch of dz
         if l > 0:
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
-            if n_out < SMALL_K:   # short reduction: stream rows of W, no packing
-                gemm_nn(dz, w, dz_prev, a_in, EPI_DACT, meta[l - 1, 4])      # dz_prev = (dz W) * f'(a_in)
-            else:
-                wt = w_t[: n_in * n_out].reshape((n_in, n_out))
-                transpose(w, wt)
-                gemm_nt(dz, wt, dz_prev, dw[0], a_in, EPI_DACT, meta[l - 1, 4])  # dz_prev = (dz W) * f'(a_in)
+            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, dw[0], a_in, EPI_DACT, meta[l - 1, 4])  # dz_prev = (dz W) f'(a_in)
             dz = dz_prev
             dz_in_a = not dz_in_a
 
@@ -113,7 +105,7 @@ def _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyp
     hyper[STEPS] (and derive Adam's bias corrections) first.  Returns (loss sum, hits) of
     the data term over all their samples; an L2 term on the weights is added when
     hyper[L2_WEIGHTS] != 0 (optim.py)."""
-    acts, dz_a = ws[0], ws[1]
+    dz_a = ws[1]
     loss = 0.0
     hits = 0.0
     for s in range(start, stop, batch_size):
@@ -121,7 +113,7 @@ def _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyp
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
-        z = forward(x, idx, params, meta, acts)
+        z = forward(x, idx, params, meta, ws)
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
         backward(params, grads, meta, ws, dz)
@@ -154,9 +146,9 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
 @njit(**ENTRY_JIT)
 def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
     """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
-    acts, dz_a = ws[0], ws[1]
+    dz_a = ws[1]
     b = idx.shape[0]
-    z = forward(x, idx, params, meta, acts)
+    z = forward(x, idx, params, meta, ws)
     dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
     return output_loss(z, y, idx, dz, stats, out_code)
 
@@ -164,7 +156,7 @@ def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
 @njit(**ENTRY_JIT)
 def predict_batch(x, idx, params, meta, out_code, ws, out):
     """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
-    z = forward(x, idx, params, meta, ws[0])
+    z = forward(x, idx, params, meta, ws)
     output_function(z, out_code)
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):

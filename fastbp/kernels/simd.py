@@ -1,0 +1,153 @@
+"""A few SIMD vector operations for Numba, so the matrix product can keep a block of C
+in vector registers (the "outer-product" micro-kernel of GotoBLAS / BLIS).
+
+LLVM vectorises a loop by itself, but only its innermost loop, and it cannot keep an
+accumulator that lives in memory in a register.  The outer-product micro-kernel needs
+MR x NR accumulators that stay in registers across the whole reduction loop, so it
+spells them out as local variables of a vector type: ``Vec`` is one machine vector
+(``VEC_BYTES`` wide: 8 float32 or 4 float64 lanes with AVX2) and the functions below are
+the five instructions the kernel needs.  They are ordinary LLVM vector instructions, so
+LLVM still allocates registers and schedules them; on a machine with narrower vectors it
+splits them.
+
+Every load and store takes a flat element offset into an array's buffer and does no
+bounds or negative-index check: the callers guarantee the offsets are in range.
+"""
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, models, register_model
+
+from .._config import VEC_BYTES
+
+
+class Vec(types.Type):
+    """One SIMD vector of `lanes` values of `dtype`."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = VEC_BYTES // (dtype.bitwidth // 8)
+        super().__init__(name=f"Vec({dtype} x {self.lanes})")
+
+
+@register_model(Vec)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        elem = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(elem, fe_type.lanes))
+
+
+def _is_float_array(arr):
+    return isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)
+
+
+def _pointer(context, builder, arrty, arr, offset, offty):
+    """Address of element `offset` of the array's buffer (no checks)."""
+    data = context.make_array(arrty)(context, builder, arr).data
+    return builder.gep(data, [context.cast(builder, offset, offty, types.intp)])
+
+
+@intrinsic
+def lanes(typingctx, arr):
+    """Number of lanes of a vector of arr's dtype (a compile-time constant)."""
+    if not _is_float_array(arr):
+        return None
+    n = Vec(arr.dtype).lanes
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, n)
+    return types.intp(arr), codegen
+
+
+@intrinsic
+def vzero(typingctx, arr):
+    """A vector of zeros of arr's dtype."""
+    if not _is_float_array(arr):
+        return None
+    vt = Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(vt), None)
+    return vt(arr), codegen
+
+
+@intrinsic
+def vload(typingctx, arr, offset):
+    """The vector arr.flat[offset : offset + lanes]."""
+    if not _is_float_array(arr) or not isinstance(offset, types.Integer):
+        return None
+    vt = Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        vptr = builder.bitcast(ptr, context.get_value_type(vt).as_pointer())
+        return builder.load(vptr, align=arr.dtype.bitwidth // 8)
+    return vt(arr, offset), codegen
+
+
+@intrinsic
+def vbroadcast(typingctx, arr, offset):
+    """A vector with arr.flat[offset] in every lane."""
+    if not _is_float_array(arr) or not isinstance(offset, types.Integer):
+        return None
+    vt = Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        x = builder.load(ptr)
+        vty = context.get_value_type(vt)
+        v = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
+        return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), mask)
+    return vt(arr, offset), codegen
+
+
+@intrinsic
+def vfma(typingctx, x, y, acc):
+    """x * y + acc, lane by lane, as one fused multiply-add."""
+    if not (isinstance(x, Vec) and x == y == acc):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        bits = 32 if isinstance(vty.element, ir.FloatType) else 64
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                             f"llvm.fma.v{vty.count}f{bits}")
+        return builder.call(fma, args)
+    return x(x, y, acc), codegen
+
+
+@intrinsic
+def vadd(typingctx, x, y):
+    """x + y, lane by lane."""
+    if not (isinstance(x, Vec) and x == y):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+    return x(x, y), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, offset, v):
+    """arr.flat[offset : offset + lanes] = v."""
+    if not (_is_float_array(arr) and isinstance(offset, types.Integer) and v == Vec(arr.dtype)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        vptr = builder.bitcast(ptr, context.get_value_type(sig.args[2]).as_pointer())
+        builder.store(args[2], vptr, align=arr.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return types.none(arr, offset, v), codegen
+
+
+@intrinsic
+def vlane(typingctx, v, i):
+    """Lane i of v (for the few stores at the ragged edge of a matrix)."""
+    if not (isinstance(v, Vec) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], builder.trunc(
+            context.cast(builder, args[1], sig.args[1], types.int64), ir.IntType(32)))
+    return v.dtype(v, i), codegen
