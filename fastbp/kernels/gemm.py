@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from .._config import KC_BYTES, KERNEL_JIT, MC, MR, NC, NR_VECS, PACK_K, SERIAL_ELEMENTS, SERIAL_FLOPS
 from .activations import SIGMOID, activate, derivative, sigmoid
-from .simd import lanes, vadd, vbroadcast, vfma, vlane, vload, vstore, vzero
+from .simd import lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vstore, vzero
 
 # Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
 # passed to another compiled function as a literal, and compiled the product once per code.
@@ -35,6 +35,7 @@ EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_
 # How an operand is stored (NumPy booleans for the same reason).
 AS_IS = np.bool_(False)
 TRANSPOSED = np.bool_(True)
+A_PANEL = np.int64(MR)      # MR as an argument (a Python int would be a literal: another compile of pack)
 
 _JIT = KERNEL_JIT
 
@@ -76,12 +77,16 @@ def _pack_panel(src, transposed, k, n, w, dst, jp):
                 col = out[p0 * w + r:]
                 for q in range(p1 - p0):
                     col[q * w] = row[q]
-    elif nj == w:                # row p of the panel is a piece of row p of src
+    elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: two vectors of row p of src
+        v = lanes(dst)
         for p in range(k):
-            row = src[p, j0: j0 + w]
-            o = out[p * w: p * w + w]
-            for r in range(w):
-                o[r] = row[r]
+            vstore(out, p * w, vload(src, p * n + j0))
+            vstore(out, p * w + v, vload(src, p * n + j0 + v))
+    elif nj == w and w == MR:    # row p of the panel: MR values of row p of src
+        s = src.reshape(src.size)
+        for p in range(k):
+            for r in range(MR):
+                out[p * MR + r] = s[p * n + j0 + r]
     else:
         for p in range(k):
             for r in range(nj):
@@ -104,7 +109,7 @@ def pack(src, transposed, w, dst):
             _pack_panel(src, transposed, k, n, w, dst, jp)
     else:
         for jp in prange(n_panels):
-            _pack_panel(src, transposed, k, n, w, dst, jp)
+            _pack_panel(src, transposed, k, n, w, dst, np.int64(jp))
 
 
 # -- the product ----------------------------------------------------------------------
@@ -121,10 +126,7 @@ def _store_row(c, off, nr, w, first, v0, v1):
     else:                        # ragged right edge of C: lane by lane
         for r in range(nr):
             x = vlane(v0, r) if r < w else vlane(v1, r - w)
-            if first:
-                c.flat[off + r] = x
-            else:
-                c.flat[off + r] += x
+            sstore(c, off + r, x if first else x + sload(c, off + r))
 
 
 @njit(**_JIT)
@@ -246,7 +248,7 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
         # cache line per value, so A is packed too, into panels of MR rows: A[i, p] =
         # pa[(i // MR * k + p) * MR + i % MR].
         k = a.shape[0]
-        pack(a, AS_IS, MR, pa)
+        pack(a, AS_IS, A_PANEL, pa)
         rs, cs = 1, MR
         a_in = pa
     else:                        # A[i, p] = a[i, p], read in place
@@ -261,7 +263,7 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
             _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt)
     else:
         for t in prange(n_tasks):
-            _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt)
+            _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, np.int64(t), n_jt)
 
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls
@@ -293,7 +295,7 @@ def gather_rows(x, idx, out):
             _copy_row(x, idx[r], out, r)
     else:
         for r in prange(m):
-            _copy_row(x, idx[r], out, r)
+            _copy_row(x, idx[r], out, np.int64(r))
 
 
 @njit(parallel=True, **_JIT)
@@ -306,4 +308,4 @@ def col_sums(a, out):
             _col_sums(a, out, t * NC, min(n, (t + 1) * NC))
     else:
         for t in prange(n_chunks):
-            _col_sums(a, out, t * NC, min(n, (t + 1) * NC))
+            _col_sums(a, out, np.int64(t) * NC, min(n, (np.int64(t) + 1) * NC))

@@ -15,6 +15,7 @@ serially: the sum has a fixed order whatever the thread count.
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from .._config import KERNEL_JIT, SERIAL_ELEMENTS
@@ -91,10 +92,10 @@ def output_loss(z, y, idx, dz, stats, code):
     b = z.shape[0]
     if b * z.shape[1] < SERIAL_ELEMENTS:
         for r in range(b):
-            _output_row(z, y, idx, dz, stats, r, b, code)
+            _output_row(z, y, idx, dz, stats, np.int64(r), b, code)
     else:
         for r in prange(b):
-            _output_row(z, y, idx, dz, stats, r, b, code)
+            _output_row(z, y, idx, dz, stats, np.int64(r), b, code)
     loss = 0.0
     hits = 0.0
     for r in range(b):
@@ -126,7 +127,7 @@ def output_function(z, code):
     """z = softmax(z) / sigmoid(z) / z in place: the network's outputs, for predict."""
     if z.shape[0] * z.shape[1] < SERIAL_ELEMENTS:
         for r in range(z.shape[0]):
-            _output_function_row(z, r, code)
+            _output_function_row(z, np.int64(r), code)
     else:
         for r in prange(z.shape[0]):
-            _output_function_row(z, r, code)
+            _output_function_row(z, np.int64(r), code)

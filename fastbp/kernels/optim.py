@@ -11,6 +11,7 @@ gradient before the update and writes ``sum(W**2)`` (the weights before the upda
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from .._config import KERNEL_JIT, SERIAL_ELEMENTS
@@ -84,7 +85,7 @@ def update(params, grads, state, hyper):
     n_chunks = (params.shape[0] + _CHUNK - 1) // _CHUNK
     if params.shape[0] < SERIAL_ELEMENTS:
         for c in range(n_chunks):
-            _update_chunk(params, grads, state, hyper, c)
+            _update_chunk(params, grads, state, hyper, np.int64(c))
     else:
         for c in prange(n_chunks):
-            _update_chunk(params, grads, state, hyper, c)
+            _update_chunk(params, grads, state, hyper, np.int64(c))

@@ -142,6 +142,29 @@ def vstore(typingctx, arr, offset, v):
 
 
 @intrinsic
+def sload(typingctx, arr, offset):
+    """The scalar arr.flat[offset]."""
+    if not _is_float_array(arr) or not isinstance(offset, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1]))
+    return arr.dtype(arr, offset), codegen
+
+
+@intrinsic
+def sstore(typingctx, arr, offset, x):
+    """arr.flat[offset] = x (a scalar of arr's dtype)."""
+    if not (_is_float_array(arr) and isinstance(offset, types.Integer) and x == arr.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1]))
+        return context.get_dummy_value()
+    return types.none(arr, offset, x), codegen
+
+
+@intrinsic
 def vlane(typingctx, v, i):
     """Lane i of v (for the few stores at the ragged edge of a matrix)."""
     if not (isinstance(v, Vec) and isinstance(i, types.Integer)):
