@@ -34,8 +34,6 @@ NR_VECS = 2
 KC_BYTES = 2048
 MC = 48
 NC = 128
-# Packing B^T reads this many values of each of NR rows at a time (a 4 KiB block in L1).
-PACK_K = 64
 # Products with fewer floating-point operations than this run serially: starting a
 # parallel region costs microseconds, more than a tiny layer takes.
 SERIAL_FLOPS = 1 << 18

@@ -23,9 +23,10 @@ summed in an order fixed by KC alone, so results do not depend on the thread cou
 import numpy as np
 from numba import njit, prange
 
-from .._config import KC_BYTES, KERNEL_JIT, MC, MR, NC, NR_VECS, PACK_K, SERIAL_ELEMENTS, SERIAL_FLOPS
+from .._config import KC_BYTES, KERNEL_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
 from .activations import SIGMOID, activate, derivative, sigmoid
-from .simd import lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vstore, vzero
+from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block, vstore, vstore_block,
+                   vtranspose, vzero)
 
 # Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
 # passed to another compiled function as a literal, and compiled the product once per code.
@@ -70,13 +71,21 @@ def _pack_panel(src, transposed, k, n, w, dst, jp):
     nj = min(w, n - j0)
     out = dst[jp * k * w: (jp + 1) * k * w]
     if transposed:               # column r of the panel is row j0 + r of src
-        for p0 in range(0, k, PACK_K):       # PACK_K rows of the panel at a time stay in L1
-            p1 = min(k, p0 + PACK_K)
-            for r in range(nj):
-                row = src[j0 + r, p0:p1]
-                col = out[p0 * w + r:]
-                for q in range(p1 - p0):
-                    col[q * w] = row[q]
+        p0 = 0
+        v = lanes(dst)
+        if nj == w and w % v == 0:
+            # lanes x lanes blocks: load `lanes` rows of src, transpose in registers, store
+            # `lanes` rows of the panel.
+            while p0 + v <= k:
+                for h in range(0, w, v):
+                    block = vload_block(src, (j0 + h) * k + p0, k)   # src[j0+h+i, p0:p0+v]
+                    vstore_block(out, p0 * w + h, w, vtranspose(block))  # out[p0+i, h:h+v]
+                p0 += v
+        for r in range(nj):      # what is left: element by element
+            row = src[j0 + r, p0:k]
+            col = out[p0 * w + r:]
+            for q in range(k - p0):
+                col[q * w] = row[q]
     elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: two vectors of row p of src
         v = lanes(dst)
         for p in range(k):

@@ -174,3 +174,79 @@ def vlane(typingctx, v, i):
         return builder.extract_element(args[0], builder.trunc(
             context.cast(builder, args[1], sig.args[1], types.int64), ir.IntType(32)))
     return v.dtype(v, i), codegen
+
+
+def _block_type(arr):
+    vt = Vec(arr.dtype)
+    return vt, types.UniTuple(vt, vt.lanes)
+
+
+@intrinsic
+def vload_block(typingctx, arr, offset, stride):
+    """A lanes x lanes block: vector i is arr.flat[offset + i*stride : ... + lanes]."""
+    if not (_is_float_array(arr) and isinstance(offset, types.Integer) and isinstance(stride, types.Integer)):
+        return None
+    vt, bt = _block_type(arr)
+
+    def codegen(context, builder, sig, args):
+        vptr_t = context.get_value_type(vt).as_pointer()
+        off = context.cast(builder, args[1], sig.args[1], types.intp)
+        step = context.cast(builder, args[2], sig.args[2], types.intp)
+        rows = []
+        for i in range(vt.lanes):
+            ptr = _pointer(context, builder, sig.args[0], args[0], off, types.intp)
+            rows.append(builder.load(builder.bitcast(ptr, vptr_t), align=arr.dtype.bitwidth // 8))
+            off = builder.add(off, step)
+        return context.make_tuple(builder, bt, rows)
+    return bt(arr, offset, stride), codegen
+
+
+@intrinsic
+def vstore_block(typingctx, arr, offset, stride, block):
+    """arr.flat[offset + i*stride : ... + lanes] = block[i] for each vector i of the block."""
+    if not (_is_float_array(arr) and isinstance(offset, types.Integer) and isinstance(stride, types.Integer)
+            and block == _block_type(arr)[1]):
+        return None
+    vt = Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        vptr_t = context.get_value_type(vt).as_pointer()
+        off = context.cast(builder, args[1], sig.args[1], types.intp)
+        step = context.cast(builder, args[2], sig.args[2], types.intp)
+        for i in range(vt.lanes):
+            ptr = _pointer(context, builder, sig.args[0], args[0], off, types.intp)
+            builder.store(builder.extract_value(args[3], i), builder.bitcast(ptr, vptr_t),
+                          align=arr.dtype.bitwidth // 8)
+            off = builder.add(off, step)
+        return context.get_dummy_value()
+    return types.none(arr, offset, stride, block), codegen
+
+
+@intrinsic
+def vtranspose(typingctx, block):
+    """The transpose of a lanes x lanes block (vector i = row i): log2(lanes) rounds of
+    shuffles, each swapping the off-diagonal h x h sub-blocks (h = lanes/2, ..., 1)."""
+    if not (isinstance(block, types.UniTuple) and isinstance(block.dtype, Vec)
+            and block.count == block.dtype.lanes):
+        return None
+    n = block.count
+
+    def codegen(context, builder, sig, args):
+        rows = [builder.extract_value(args[0], i) for i in range(n)]
+        h = n // 2
+        while h >= 1:
+            # rows i and i + h (bit h of i clear): in each group of 2h lanes, row i keeps
+            # its first h lanes and takes row i+h's first h; row i+h gets both second halves.
+            lo = [e if e & h == 0 else n + e - h for e in range(n)]
+            hi = [e + h if e & h == 0 else n + e for e in range(n)]
+            mask_lo = ir.Constant(ir.VectorType(ir.IntType(32), n), lo)
+            mask_hi = ir.Constant(ir.VectorType(ir.IntType(32), n), hi)
+            out = list(rows)
+            for i in range(n):
+                if i & h == 0:
+                    out[i] = builder.shuffle_vector(rows[i], rows[i + h], mask_lo)
+                    out[i + h] = builder.shuffle_vector(rows[i], rows[i + h], mask_hi)
+            rows = out
+            h //= 2
+        return context.make_tuple(builder, sig.return_type, rows)
+    return block(block), codegen
