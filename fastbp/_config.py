@@ -1,7 +1,7 @@
 """Every tunable of fastbp in one place: compiler flags, tile sizes, thresholds.
 
 Tile sizes change only how work is split; the order in which each sum is accumulated
-depends on the micro-kernel and ``KC`` alone, so results never depend on the thread
+depends on the micro-kernel and ``KC_BYTES`` alone, so results never depend on the thread
 count or on ``MC``/``NC``.
 """
 
@@ -37,7 +37,7 @@ NC = 128
 # Products with fewer floating-point operations than this run serially: starting a
 # parallel region costs microseconds, more than a tiny layer takes.
 SERIAL_FLOPS = 1 << 18
-# Element-wise passes (gather, transpose, loss) with fewer elements than this run serially.
+# Element-wise passes (gather, packing, loss) with fewer elements than this run serially.
 SERIAL_ELEMENTS = 1 << 15
 # Rows of X handled per compiled call in predict/evaluate.
 PREDICT_CHUNK = 4096

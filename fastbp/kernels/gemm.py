@@ -138,44 +138,42 @@ def _store_row(c, off, nr, w, first, v0, v1):
             sstore(c, off + r, x if first else x + sload(c, off + r))
 
 
-@njit(**_JIT)
-def _micro_kernel(kc, a, ao, rs, cs, mr, pb, bo, c, co, ldc, nr, first):
+@njit(inline="always", **_JIT)
+def _micro_kernel(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, c, co, ldc, mr, nr, first):
     """c[6 rows, 2 vectors] (+)= sum over kc values of p of A[0:6, p] (outer) B[p, 0:2 vectors].
 
-    A[r, p] = a.flat[ao + r*rs + p*cs] (rows past mr repeat the last valid one and are
-    not stored); B[p, :] is a packed panel of pb starting at offset bo; the block of c
-    starts at flat offset co, rows ldc apart; only its mr x nr valid part is stored."""
+    A[r, p] = a.flat[a_r + p*step]; B[p, :] is a packed panel of pb starting at offset
+    bo; the block of c starts at flat offset co, rows ldc apart; only its mr x nr valid
+    part is stored."""
     w = lanes(c)
-    o0 = ao
-    o1 = ao + min(1, mr - 1) * rs
-    o2 = ao + min(2, mr - 1) * rs
-    o3 = ao + min(3, mr - 1) * rs
-    o4 = ao + min(4, mr - 1) * rs
-    o5 = ao + min(5, mr - 1) * rs
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero(c)
-    q = 0
     for p in range(kc):
         b0 = vload(pb, bo)                          # B[p, 0:w]
         b1 = vload(pb, bo + w)                      # B[p, w:2w]
-        x = vbroadcast(a, o0 + q)                   # A[0, p] in every lane
+        x = vbroadcast(a, a0)                       # A[0, p] in every lane
         c00 = vfma(x, b0, c00)                      # c[0, :] += A[0, p] * B[p, :]
         c01 = vfma(x, b1, c01)
-        x = vbroadcast(a, o1 + q)
+        x = vbroadcast(a, a1)
         c10 = vfma(x, b0, c10)
         c11 = vfma(x, b1, c11)
-        x = vbroadcast(a, o2 + q)
+        x = vbroadcast(a, a2)
         c20 = vfma(x, b0, c20)
         c21 = vfma(x, b1, c21)
-        x = vbroadcast(a, o3 + q)
+        x = vbroadcast(a, a3)
         c30 = vfma(x, b0, c30)
         c31 = vfma(x, b1, c31)
-        x = vbroadcast(a, o4 + q)
+        x = vbroadcast(a, a4)
         c40 = vfma(x, b0, c40)
         c41 = vfma(x, b1, c41)
-        x = vbroadcast(a, o5 + q)
+        x = vbroadcast(a, a5)
         c50 = vfma(x, b0, c50)
         c51 = vfma(x, b1, c51)
-        q += cs
+        a0 += step
+        a1 += step
+        a2 += step
+        a3 += step
+        a4 += step
+        a5 += step
         bo += 2 * w
     _store_row(c, co, nr, w, first, c00, c01)
     if mr > 1:
@@ -188,6 +186,20 @@ def _micro_kernel(kc, a, ao, rs, cs, mr, pb, bo, c, co, ldc, nr, first):
         _store_row(c, co + 4 * ldc, nr, w, first, c40, c41)
     if mr > 5:
         _store_row(c, co + 5 * ldc, nr, w, first, c50, c51)
+
+
+@njit(**_JIT)
+def _micro_in_place(kc, a, ao, rs, mr, pb, bo, c, co, ldc, nr, first):
+    """The micro-kernel on A read in place: A[r, p] = a.flat[ao + r*rs + p], rows past mr
+    repeating the last valid one (computed, never stored)."""
+    _micro_kernel(kc, a, ao, ao + min(1, mr - 1) * rs, ao + min(2, mr - 1) * rs, ao + min(3, mr - 1) * rs,
+                  ao + min(4, mr - 1) * rs, ao + min(5, mr - 1) * rs, 1, pb, bo, c, co, ldc, mr, nr, first)
+
+
+@njit(**_JIT)
+def _micro_packed(kc, a, ao, mr, pb, bo, c, co, ldc, nr, first):
+    """The micro-kernel on a packed panel of A: A[r, p] = a[ao + p*MR + r] (zero-padded)."""
+    _micro_kernel(kc, a, ao, ao + 1, ao + 2, ao + 3, ao + 4, ao + 5, MR, pb, bo, c, co, ldc, mr, nr, first)
 
 
 @njit(**_JIT)
@@ -218,7 +230,7 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
 
 
 @njit(**_JIT)
-def _tile(a, a_packed, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt):
+def _tile(a, a_packed, pb, c, k, bias, ref, epilogue, act, t, n_jt):
     """Task t of the parallel loop: one MC x NC tile of c, all k blocks, then its epilogue."""
     m, n = c.shape
     nr = panel_width(c)
@@ -231,9 +243,12 @@ def _tile(a, a_packed, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt):
         kc = min(kc_max, k - k0)
         for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
             for i in range(i0, i1, MR):                          # ... against each sliver of A
-                ao = (i * k + k0 * MR) if a_packed else (i * rs + k0)
-                _micro_kernel(kc, a, ao, rs, cs, min(MR, i1 - i), pb, (jp * k + k0) * nr,
-                              c, i * n + jp * nr, n, min(nr, n - jp * nr), k0 == 0)
+                if a_packed:
+                    _micro_packed(kc, a, i * k + k0 * MR, min(MR, i1 - i), pb, (jp * k + k0) * nr,
+                                  c, i * n + jp * nr, n, min(nr, n - jp * nr), k0 == 0)
+                else:
+                    _micro_in_place(kc, a, i * k + k0, k, min(MR, i1 - i), pb, (jp * k + k0) * nr,
+                                    c, i * n + jp * nr, n, min(nr, n - jp * nr), k0 == 0)
     if k == 0:
         for i in range(i0, i1):
             for j in range(j0, j1):
@@ -258,21 +273,19 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
         # pa[(i // MR * k + p) * MR + i % MR].
         k = a.shape[0]
         pack(a, AS_IS, A_PANEL, pa)
-        rs, cs = 1, MR
         a_in = pa
     else:                        # A[i, p] = a[i, p], read in place
         k = a.shape[1]
-        rs, cs = k, 1
         a_in = a.reshape(a.size)
     pack(b, b_t, nr, pb)
     n_jt = (n + NC - 1) // NC
     n_tasks = ((m + MC - 1) // MC) * n_jt
     if 2 * m * n * k < SERIAL_FLOPS:
         for t in range(n_tasks):
-            _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, t, n_jt)
+            _tile(a_in, a_t, pb, c, k, bias, ref, epilogue, act, t, n_jt)
     else:
         for t in prange(n_tasks):
-            _tile(a_in, a_t, rs, cs, pb, c, k, bias, ref, epilogue, act, np.int64(t), n_jt)
+            _tile(a_in, a_t, pb, c, k, bias, ref, epilogue, act, np.int64(t), n_jt)
 
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls

@@ -6,12 +6,12 @@ accumulator that lives in memory in a register.  The outer-product micro-kernel 
 MR x NR accumulators that stay in registers across the whole reduction loop, so it
 spells them out as local variables of a vector type: ``Vec`` is one machine vector
 (``VEC_BYTES`` wide: 8 float32 or 4 float64 lanes with AVX2) and the functions below are
-the five instructions the kernel needs.  They are ordinary LLVM vector instructions, so
+the few instructions the kernels need.  They are ordinary LLVM vector instructions, so
 LLVM still allocates registers and schedules them; on a machine with narrower vectors it
 splits them.
 
-Every load and store takes a flat element offset into an array's buffer and does no
-bounds or negative-index check: the callers guarantee the offsets are in range.
+Every load and store takes a flat element offset into a C-contiguous array's buffer and
+does no bounds or negative-index check: the callers guarantee the offsets are in range.
 """
 from llvmlite import ir
 from numba.core import cgutils, types
@@ -37,7 +37,8 @@ class _VecModel(models.PrimitiveModel):
 
 
 def _is_float_array(arr):
-    return isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)
+    """Flat offsets mean something only in a C-contiguous buffer: other arrays do not type."""
+    return isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64) and arr.layout == "C"
 
 
 def _pointer(context, builder, arrty, arr, offset, offty):
