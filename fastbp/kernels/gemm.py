@@ -132,10 +132,17 @@ def _store_row(c, off, nr, w, first, v0, v1):
         else:
             vstore(c, off, vadd(vload(c, off), v0))
             vstore(c, off + w, vadd(vload(c, off + w), v1))
-    else:                        # ragged right edge of C: lane by lane
-        for r in range(nr):
-            x = vlane(v0, r) if r < w else vlane(v1, r - w)
-            sstore(c, off + r, x if first else x + sload(c, off + r))
+    else:
+        _store_ragged(c, off, nr, w, first, v0, v1)
+
+
+@njit(**_JIT)
+def _store_ragged(c, off, nr, w, first, v0, v1):
+    """_store_row at the ragged right edge of C, lane by lane (not inlined: rarely run, and
+    twelve inlined copies of this loop cost seconds of compile time)."""
+    for r in range(nr):
+        x = vlane(v0, r) if r < w else vlane(v1, r - w)
+        sstore(c, off + r, x if first else x + sload(c, off + r))
 
 
 @njit(inline="always", **_JIT)
@@ -262,8 +269,8 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
 
     op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
     (n, k)).  pb receives op(b) packed, packed_size(n, k, panel_width(c)) elements at
-    least, and pa op(a) when a_t, packed_size(m, k, MR) elements.  bias (n,) is read by EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any
-    array otherwise.
+    least, and pa op(a) when a_t, packed_size(m, k, MR) elements.  bias (n,) is read by
+    EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any array otherwise.
     """
     m, n = c.shape
     nr = panel_width(c)
