@@ -31,10 +31,11 @@ import numpy as np  # noqa: E402
 
 import fastbp  # noqa: E402
 from fastbp.kernels import activations as A  # noqa: E402
-from fastbp.kernels.gemm import (AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gemm,  # noqa: E402
-                                 pack, packed_size)
+from fastbp.kernels.gemm import (A_PANEL, AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gemm,  # noqa: E402
+                                 pack, panel_width)
 from fastbp.kernels.loss import output_loss  # noqa: E402
 from fastbp.kernels.optim import HYPER_SIZE, SGD, update  # noqa: E402
+from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
@@ -78,10 +79,8 @@ def main():
             dw = np.empty((n_out, n_in), dt)
             db = np.empty(n_out, dt)
             dx = np.empty((b, n_in), dt)
-            nr = 2 * 32 // dt.itemsize
-            pa = np.empty(packed_size(n_out, b, 6), dt)
-            pb = np.empty(max(packed_size(n_out, n_in, nr), packed_size(n_in, b, nr),
-                              packed_size(n_in, n_out, nr)), dt)
+            pa, pb = (np.empty(size, dt) for size in _packed_sizes([n_in, n_out], b, dt.itemsize))
+            nr = panel_width(pb)
             flops = 2.0 * b * n_in * n_out
             # Each product packs its operand B (and A when transposed) first; "packing" times that.
             tests = [
@@ -89,7 +88,7 @@ def main():
                  lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, z, EPI_BIAS_ACT, A.SIGMOID), flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
                 ("dW = dz^T x", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, bias, dw, EPI_NONE, 0), flops),
-                ("  of which packing", lambda: (pack(dz, AS_IS, 6, pa), pack(x, AS_IS, nr, pb)), 0),
+                ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa), pack(x, AS_IS, nr, pb)), 0),
                 ("db = sum dz", lambda: col_sums(dz, db), 0),
             ]
             if l > 0:
