@@ -41,7 +41,8 @@ class _Minibatch(common.ThreadsPinned):
         self.model = model
         self.x = model.check_X(X)
         self.y = model.check_y(y, X.shape[0])
-        self.idx = np.arange(batch, dtype=np.int64)
+        # shuffled rows, as in a default (shuffle=True) epoch: forward gathers them
+        self.idx = np.random.default_rng(0).permutation(batch).astype(np.int64)
         self.ws, self.stats = model.workspace(batch)
         self.code = loss.CODES[model.output]
         self.params_ = model.params
@@ -57,7 +58,9 @@ class _Minibatch(common.ThreadsPinned):
         self.dz = self.ws[1][: batch * z.shape[1]].reshape((batch, z.shape[1]))
         loss.output_loss(z, self.y, self.idx, self.dz, self.stats, self.code)
         self.dz0 = self.dz.copy()
-        step.backward(self.params_, self.grads, self.meta, self.ws, self.dz)  # warm (cached)
+        # backward takes the minibatch's rows too since a_0 may be read from x in place
+        self.rows = (self.x, self.idx) if step.backward.py_func.__code__.co_argcount == 7 else ()
+        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz)  # warm
         self.dz[...] = self.dz0
 
 
@@ -77,7 +80,7 @@ class StepKernels(_Minibatch):
         # backward overwrites the buffer dz lives in (ping-pong deltas): restore it first,
         # a (batch x 10) copy, so every call sees the same, realistic input
         self.dz[...] = self.dz0
-        self.k[3].backward(self.params_, self.grads, self.meta, self.ws, self.dz)
+        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz)
 
     def time_train_step(self, config, dtype):
         self.k[3].train_step(self.x, self.y, self.idx, self.params_, self.grads, self.state,

@@ -4,17 +4,18 @@ from fastbp.kernels.optim import HYPER_SIZE
 from fastbp.kernels.step import train_step
 
 
-def gradients(model, X, y):
-    """Loss (mean) and the flat gradient of the model on (X, y), without an update."""
+def gradients(model, X, y, idx=None):
+    """Loss (mean) and the flat gradient of the model on the rows idx (default: all) of
+    (X, y), without an update."""
     X = model.check_X(X)
     y = model.check_y(y, X.shape[0])
-    idx = np.arange(X.shape[0], dtype=np.int64)
-    ws, stats = model.workspace(X.shape[0])
+    idx = np.arange(X.shape[0], dtype=np.int64) if idx is None else np.asarray(idx, dtype=np.int64)
+    ws, stats = model.workspace(idx.shape[0])
     state = np.zeros((2, model.n_params), model.dtype)
     hyper = np.zeros(HYPER_SIZE)  # kind 0: no update
     loss, _ = train_step(X, y, idx, model.params, model.grads, state, hyper, model.meta,
                          model._out_code, ws, stats)
-    return loss / X.shape[0], model.grads.copy()
+    return loss / idx.shape[0], model.grads.copy()
 
 
 def targets(output, n, k, rng):

@@ -37,14 +37,23 @@ def test_finite_differences(activation, output, rng):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("output", OUTPUTS)
-def test_backward_matches_naive_chain_rule(dtype, activation, output, rng):
+@pytest.mark.parametrize("rows", ["all", "slice", "shuffled"])
+def test_backward_matches_naive_chain_rule(dtype, activation, output, rows, rng):
     """The whole compiled backward pass against the layer-by-layer NumPy chain rule,
-    on widths that are no multiple of any tile."""
+    on widths that are no multiple of any tile.  The minibatch is read from X in place
+    when its rows are consecutive ("all", "slice": rows 5..81 of a taller X whose other
+    rows would change the result) and gathered otherwise ("shuffled")."""
     sizes = [17, 37, 13, 3]
     model = fastbp.MLP(sizes, activation=activation, output=output, dtype=dtype, seed=1)
     X = rng.standard_normal((77, 17)).astype(dtype)
     y = targets(output, 77, 3, rng)
-    loss, g = gradients(model, X, y)
+    if rows == "all":
+        loss, g = gradients(model, X, y)
+    elif rows == "slice":
+        pad = lambda a, s: np.concatenate([a[-5:] * s, a, a[:4] * s])  # noqa: E731
+        loss, g = gradients(model, pad(X, 3), pad(y, 1), idx=np.arange(5, 82))
+    else:
+        loss, g = gradients(model, X, y, idx=rng.permutation(77))
     _, loss_ref, dws, dbs, _ = naive.network_gradients(
         X, model.check_y(y, 77), [l.weight for l in model.layers], [l.bias for l in model.layers],
         activation, output)

@@ -8,7 +8,8 @@ The network is described by ``meta`` (int64, one row per layer):
 Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
 the current batch size b, so the last, smaller minibatch needs nothing new:
     ws = (acts, dz_a, dz_b, pa, pb)
-    acts: a_0 = x[idx] (b, n_0), then a_1 ... a_L (b, n_l) one after another
+    acts: a_0 = x[idx] (b, n_0), then a_1 ... a_L (b, n_l) one after another (a_0 is
+          read from x in place instead when idx holds consecutive rows: see _minibatch)
     dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
     pa, pb: the operands of a matrix product, packed into panels (gemm.py)
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
@@ -28,6 +29,8 @@ _JIT = KERNEL_JIT
 # train_steps were seen to load the wrong machine code (a segfault in a new process).
 NO_ACT = np.int64(IDENTITY)
 NO_COUNT = np.bool_(False)
+GATHER = np.bool_(True)
+NO_GATHER = np.bool_(False)
 
 
 @njit(**_JIT)
@@ -40,14 +43,32 @@ def _act_offset(meta, l, b):
 
 
 @njit(**_JIT)
+def _minibatch(x, idx, acts, gather):
+    """a_0, the rows x[idx] (b, n_0).  When idx holds consecutive rows (an unshuffled
+    epoch), a view of x itself: no copy.  Otherwise the start of acts, where the rows are
+    copied first when ``gather``.  x is C-contiguous (validated at the API boundary)."""
+    b = idx.shape[0]
+    n0 = x.shape[1]
+    consecutive = b > 0
+    for r in range(1, b):
+        if idx[r] != idx[0] + r:
+            consecutive = False
+            break
+    if consecutive:
+        return x.reshape(x.size)[idx[0] * n0: (idx[0] + b) * n0].reshape((b, n0))
+    a = acts[: b * n0].reshape((b, n0))
+    if gather:
+        gather_rows(x, idx, a)
+    return a
+
+
+@njit(**_JIT)
 def forward(x, idx, params, meta, ws):
     """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
-    n0 = meta[0, 0]
-    a_in = acts[: b * n0].reshape((b, n0))
-    gather_rows(x, idx, a_in)
-    off = b * n0
+    a_in = _minibatch(x, idx, acts, GATHER)
+    off = b * meta[0, 0]
     for l in range(meta.shape[0]):
         n_in, n_out, w_off, b_off, act = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3], meta[l, 4]
         w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
@@ -60,7 +81,7 @@ def forward(x, idx, params, meta, ws):
 
 
 @njit(**_JIT)
-def backward(params, grads, meta, ws, dz):
+def backward(x, idx, params, grads, meta, ws, dz):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
     acts, dz_a, dz_b, pa, pb = ws
@@ -68,8 +89,11 @@ def backward(params, grads, meta, ws, dz):
     dz_in_a = True  # dz currently lives in dz_a
     for l in range(meta.shape[0] - 1, -1, -1):
         n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
-        off = _act_offset(meta, l, b)
-        a_in = acts[off : off + b * n_in].reshape((b, n_in))
+        if l == 0:
+            a_in = _minibatch(x, idx, acts, NO_GATHER)            # a_0, as forward left it
+        else:
+            off = _act_offset(meta, l, b)
+            a_in = acts[off : off + b * n_in].reshape((b, n_in))
         dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, dw[0], dw, EPI_NONE, NO_ACT)  # dW = dz^T a_in
         col_sums(dz, grads[b_off : b_off + n_out])                   # db = sum over the batch of dz
@@ -116,7 +140,7 @@ def _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyp
         z = forward(x, idx, params, meta, ws)
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
-        backward(params, grads, meta, ws, dz)
+        backward(x, idx, params, grads, meta, ws, dz)
         if hyper[L2_WEIGHTS] != 0.0:
             hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
         update(params, grads, state, hyper)
