@@ -138,9 +138,14 @@ def _store_row(c, off, nr, w, first, v0, v1):
 
 @njit(**_JIT)
 def _store_ragged(c, off, nr, w, first, v0, v1):
-    """_store_row at the ragged right edge of C, lane by lane (not inlined: rarely run, and
-    twelve inlined copies of this loop cost seconds of compile time)."""
-    for r in range(nr):
+    """_store_row at the ragged right edge of C: the first vector whole if it fits, the
+    rest lane by lane (not inlined: rarely run, and twelve inlined copies of this loop
+    cost seconds of compile time)."""
+    r0 = 0
+    if nr >= w:
+        vstore(c, off, v0 if first else vadd(vload(c, off), v0))
+        r0 = w
+    for r in range(r0, nr):
         x = vlane(v0, r) if r < w else vlane(v1, r - w)
         sstore(c, off + r, x if first else x + sload(c, off + r))
 
