@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 _FINITE_CHUNK = 1 << 16  # rows checked at a time, so the check needs little extra memory
+_COMPILED_MIN = 1 << 20  # values from which all_finite uses the compiled kernel
 
 
 def check_int(name, value, low=None):
@@ -26,6 +27,12 @@ def check_dtype(dtype):
 
 
 def all_finite(a):
+    """True when no value of a is NaN or infinite.  Large C-contiguous float arrays (a
+    training set, checked at every fit) go to a compiled kernel on all threads; the
+    rest, in chunks, to NumPy."""
+    if a.size >= _COMPILED_MIN and a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
+        from .kernels.finite import all_finite as compiled
+        return bool(compiled(a))
     flat = a.reshape(a.shape[0], -1) if a.ndim > 1 else a
     for start in range(0, flat.shape[0], _FINITE_CHUNK):
         if not np.isfinite(flat[start:start + _FINITE_CHUNK]).all():

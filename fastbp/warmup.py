@@ -11,6 +11,7 @@ def warmup(dtypes=("float32", "float64"), verbose=False):
     one tiny fit, predict and evaluate per dtype covers every model.  Returns the seconds
     spent per dtype.
     """
+    from .kernels.finite import all_finite
     from .model import MLP
     seconds = {}
     for dtype in dtypes:
@@ -21,6 +22,7 @@ def warmup(dtypes=("float32", "float64"), verbose=False):
         model.fit(X, y, epochs=1, batch_size=2, verbose=0)
         model.predict(X)
         model.evaluate(X, y)
+        all_finite(X)   # the input check of large arrays (fastbp/_validation.py)
         seconds[np.dtype(dtype).name] = time.perf_counter() - t
         if verbose:
             print(f"fastbp.warmup: {np.dtype(dtype).name} ready in {seconds[np.dtype(dtype).name]:.2f} s")

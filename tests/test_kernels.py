@@ -189,3 +189,21 @@ def test_no_update_leaves_parameters():
     p = np.arange(5.0)
     O.update(p, np.ones(5), np.zeros((2, 5)), np.zeros(O.HYPER_SIZE))
     np.testing.assert_array_equal(p, np.arange(5.0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_finds_every_non_finite_value(dtype):
+    """The compiled input check (large arrays): NaN, +inf and -inf anywhere, in the first,
+    a middle and the last block; the largest finite value and subnormals pass."""
+    from fastbp._validation import _COMPILED_MIN, all_finite
+    from fastbp.kernels.finite import BLOCK
+    x = np.linspace(-1, 1, _COMPILED_MIN + 3).astype(dtype).reshape(-1, 1)
+    x[7] = np.finfo(dtype).max
+    x[8] = -np.finfo(dtype).max
+    x[9] = np.finfo(dtype).smallest_subnormal
+    assert all_finite(x)
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in (0, BLOCK - 1, BLOCK, x.size // 2, x.size - 1):
+            y = x.copy()
+            y[pos] = bad
+            assert not all_finite(y), (bad, pos)
