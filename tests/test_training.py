@@ -261,3 +261,20 @@ def test_progress_output(capsys):
     fastbp.MLP([3, 2], seed=0).fit(X, y, epochs=2, verbose=1)   # not a terminal: a line per epoch
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2") and "loss" in lines[1]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_read_only_inputs_train_like_writable_ones(shuffle, rng):
+    """Unshuffled minibatches are read from X in place; a read-only X (a memory map, a
+    shared array) must work the same as a writable copy."""
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 2, size=40)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    weights = []
+    for data in (X, frozen):
+        model = fastbp.MLP([4, 3, 2], dtype="float32", seed=0)
+        model.fit(data, y, epochs=2, batch_size=8, shuffle=shuffle, verbose=0)
+        weights.append(model.params.copy())
+    assert weights[0].tobytes() == weights[1].tobytes()
+    assert not np.array_equal(weights[0], fastbp.MLP([4, 3, 2], dtype="float32", seed=0).params)

@@ -67,17 +67,23 @@ def forward(x, idx, params, meta, ws):
     """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
-    a_in = _minibatch(x, idx, acts, GATHER)
+    # a_0 in a variable of its own: it may be a view of a read-only x, and the outputs
+    # the last layer's z is taken from must stay writable.
+    a_0 = _minibatch(x, idx, acts, GATHER)
     off = b * meta[0, 0]
     for l in range(meta.shape[0]):
         n_in, n_out, w_off, b_off, act = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3], meta[l, 4]
         w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         bias = params[b_off : b_off + n_out]
         a_out = acts[off : off + b * n_out].reshape((b, n_out))
-        gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act)  # a = f(x W^T + b)
-        a_in = a_out
+        if l == 0:
+            gemm(a_0, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act)  # a = f(x W^T + b)
+        else:
+            a_in = acts[off - b * n_in : off].reshape((b, n_in))
+            gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act)
         off += b * n_out
-    return a_in
+    n_last = meta[meta.shape[0] - 1, 1]
+    return acts[off - b * n_last : off].reshape((b, n_last))
 
 
 @njit(**_JIT)
