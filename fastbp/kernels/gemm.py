@@ -23,7 +23,7 @@ summed in an order fixed by KC alone, so results do not depend on the thread cou
 import numpy as np
 from numba import njit, prange
 
-from .._config import KC_BYTES, KERNEL_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
+from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
 from .activations import SIGMOID, activate, derivative, sigmoid
 from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block, vstore, vstore_block,
                    vtranspose, vzero)
@@ -39,6 +39,7 @@ TRANSPOSED = np.bool_(True)
 A_PANEL = np.int64(MR)      # MR as an argument (a Python int would be a literal: another compile of pack)
 
 _JIT = KERNEL_JIT
+_LEAF = LEAF_JIT
 
 assert MR == 6 and NR_VECS == 2, "the micro-kernel below is written out for 6 x 2 vectors"
 
@@ -62,7 +63,7 @@ def packed_size(n, k, w):
 
 
 # -- packing --------------------------------------------------------------------------
-@njit(**_JIT)
+@njit(**_LEAF)
 def _pack_panel(src, transposed, k, n, w, dst, jp):
     """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
     src or, when transposed, src^T (src is n x k)."""
@@ -136,7 +137,7 @@ def _store_row(c, off, nr, w, first, v0, v1):
         _store_ragged(c, off, nr, w, first, v0, v1)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _store_ragged(c, off, nr, w, first, v0, v1):
     """_store_row at the ragged right edge of C: the first vector whole if it fits, the
     rest lane by lane (not inlined: rarely run, and twelve inlined copies of this loop
@@ -200,7 +201,7 @@ def _micro_kernel(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, c, co, ldc, mr, n
         _store_row(c, co + 5 * ldc, nr, w, first, c50, c51)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _micro_in_place(kc, a, ao, rs, mr, pb, bo, c, co, ldc, nr, first):
     """The micro-kernel on A read in place: A[r, p] = a.flat[ao + r*rs + p], rows past mr
     repeating the last valid one (computed, never stored)."""
@@ -208,13 +209,13 @@ def _micro_in_place(kc, a, ao, rs, mr, pb, bo, c, co, ldc, nr, first):
                   ao + min(4, mr - 1) * rs, ao + min(5, mr - 1) * rs, 1, pb, bo, c, co, ldc, mr, nr, first)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _micro_packed(kc, a, ao, mr, pb, bo, c, co, ldc, nr, first):
     """The micro-kernel on a packed panel of A: A[r, p] = a[ao + p*MR + r] (zero-padded)."""
     _micro_kernel(kc, a, ao, ao + 1, ao + 2, ao + 3, ao + 4, ao + 5, MR, pb, bo, c, co, ldc, mr, nr, first)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
     """The tile's finishing pass while it is still in cache.  Row views starting at 0 and
     the activation branch taken outside the inner loop let LLVM vectorise each loop."""
@@ -241,7 +242,7 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
                     row[j] = row[j] * derivative(a[j], act, one)              # dz = da * f'(z)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _tile(a, a_packed, pb, c, k, bias, ref, epilogue, act, t, n_jt):
     """Task t of the parallel loop: one MC x NC tile of c, all k blocks, then its epilogue."""
     m, n = c.shape
@@ -302,13 +303,13 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls
 # become parallel loops themselves, and a parallel sum would depend on the thread count.
-@njit(**_JIT)
+@njit(**_LEAF)
 def _copy_row(x, src, out, dst):
     for k in range(out.shape[1]):
         out[dst, k] = x[src, k]
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _col_sums(a, out, j0, j1):
     """out[j0:j1] = sum over the rows of a[:, j0:j1], row after row (a fixed order)."""
     acc = out[j0:j1]

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import KERNEL_JIT, SERIAL_ELEMENTS
+from .._config import KERNEL_JIT, LEAF_JIT, SERIAL_ELEMENTS
 from .activations import sigmoid
 from .vexp import exp
 
@@ -26,9 +26,10 @@ SOFTMAX_XENT, SIGMOID_BCE, IDENTITY_MSE = 0, 1, 2
 CODES = {"softmax": SOFTMAX_XENT, "sigmoid": SIGMOID_BCE, "identity": IDENTITY_MSE}
 
 _JIT = KERNEL_JIT
+_LEAF = LEAF_JIT
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _softmax_inplace(z, r):
     """z[r] = softmax(z[r]), stably (max subtracted).  Returns (logsumexp of the old z[r], argmax)."""
     n = z.shape[1]
@@ -48,7 +49,7 @@ def _softmax_inplace(z, r):
     return m + math.log(s), best
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _softmax_row(z, y, idx, dz, stats, r, b):
     one = z.dtype.type(1)
     label = int(y[idx[r], 0])
@@ -61,7 +62,7 @@ def _softmax_row(z, y, idx, dz, stats, r, b):
     stats[1, r] = 1.0 if best == label else 0.0
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _elementwise_row(z, y, idx, dz, stats, r, b, code):
     n = z.shape[1]
     one = z.dtype.type(1)
@@ -104,7 +105,7 @@ def output_loss(z, y, idx, dz, stats, code):
     return loss, hits
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _output_row(z, y, idx, dz, stats, r, b, code):
     if code == SOFTMAX_XENT:
         _softmax_row(z, y, idx, dz, stats, r, b)
@@ -112,7 +113,7 @@ def _output_row(z, y, idx, dz, stats, r, b, code):
         _elementwise_row(z, y, idx, dz, stats, r, b, code)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _output_function_row(z, r, code):
     if code == SOFTMAX_XENT:
         _softmax_inplace(z, r)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import KERNEL_JIT, SERIAL_ELEMENTS
+from .._config import KERNEL_JIT, LEAF_JIT, SERIAL_ELEMENTS
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
 HYPER_SIZE = 13
@@ -23,9 +23,10 @@ L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 _CHUNK = 4096
 
 _JIT = KERNEL_JIT
+_LEAF = LEAF_JIT
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _sgd_chunk(p, g, state, hyper, lo, hi):
     t = p.dtype.type
     lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
@@ -43,7 +44,7 @@ def _sgd_chunk(p, g, state, hyper, lo, hi):
         p[i] = p[i] - lr * d                       # p = p - lr g
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _adam_chunk(p, g, state, hyper, lo, hi):
     t = p.dtype.type
     wd = t(hyper[3])
@@ -68,7 +69,7 @@ def advance(hyper):
         hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
 
 
-@njit(**_JIT)
+@njit(**_LEAF)
 def _update_chunk(p, g, state, hyper, c):
     lo = c * _CHUNK
     hi = min(p.shape[0], lo + _CHUNK)
