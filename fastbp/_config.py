@@ -10,7 +10,7 @@ count or on ``MC``/``NC``.
 # and Inf never occur and silently break non-finite checks.
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
-# Only the entry points called from Python (kernels/step.py: train_steps, train_step,
+# Only the entry points called from Python (kernels/step.py: train_steps,
 # eval_batch, predict_batch) are cached on disk; the kernels they call are compiled into
 # them.  A cached function compiled in a process that had loaded its callees from the
 # cache refers to them by symbol names of another process, and a third process that loads

@@ -62,7 +62,9 @@ def _minibatch(x, idx, acts, gather):
     return a
 
 
-@njit(**_JIT)
+# forward and backward are inlined into the entry points: as functions of their own, each
+# was another copy of the whole product code for LLVM to optimise and compile (seconds).
+@njit(inline="always", **_JIT)
 def forward(x, idx, params, meta, ws):
     """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
     acts, pa, pb = ws[0], ws[3], ws[4]
@@ -86,7 +88,7 @@ def forward(x, idx, params, meta, ws):
     return acts[off - b * n_last : off].reshape((b, n_last))
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def backward(x, idx, params, grads, meta, ws, dz):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
@@ -126,9 +128,9 @@ def l2_weights(params, grads, meta, coef):
     return sq
 
 
-@njit(**_JIT)
-def _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
-                 ws, stats, count_steps):
+@njit(**ENTRY_JIT)
+def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
+                ws, stats, count_steps):
     """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
     loss, backward and the optimizer update.  One compiled call for many small steps keeps
     Python's dispatch cost out of the loop.  ``count_steps``: count each step in
@@ -155,22 +157,13 @@ def _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyp
     return loss, hits
 
 
-@njit(**ENTRY_JIT)
-def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
-                ws, stats, count_steps):
-    """Minibatches order[start:start+batch_size], ... up to order[:stop] (see _train_range).
-    Entry points call only uncached kernels, so each cached one is self-contained."""
-    return _train_range(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta,
-                        out_code, ws, stats, count_steps)
-
-
-@njit(**ENTRY_JIT)
 def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
     """One minibatch, the rows idx, with the hyper-parameters exactly as given (no step
-    counted).  Returns (loss sum, hits)."""
+    counted).  Returns (loss sum, hits).  The compiled train_steps over one minibatch: one
+    compiled function for both, so the second costs no compile."""
     b = idx.shape[0]
-    return _train_range(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
-                        ws, stats, NO_COUNT)
+    return train_steps(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
+                       ws, stats, NO_COUNT)
 
 
 @njit(**ENTRY_JIT)
