@@ -77,9 +77,10 @@ CACHE_DIR = None  # chosen on first use
 class FastbpLocator(caching._CacheLocator):
     """Numba cache locator for functions defined in fastbp's own files."""
 
-    def __init__(self, py_func, path):
+    def __init__(self, py_func, path, py_file):
         self._lineno = py_func.__code__.co_firstlineno
         self._path = path
+        self._py_file = py_file   # Numba names it when it declines to cache a function
 
     def ensure_cache_path(self):
         os.makedirs(self._path, exist_ok=True)
@@ -102,7 +103,7 @@ class FastbpLocator(caching._CacheLocator):
             CACHE_DIR = _choose_dir()
         if CACHE_DIR is None:
             return None
-        return cls(py_func, CACHE_DIR)
+        return cls(py_func, CACHE_DIR, py_file)
 
 
 _impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")  # name varies by version

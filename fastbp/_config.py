@@ -37,7 +37,8 @@ NR_VECS = 2
 # Cache blocking.  The reduction axis is cut into blocks of KC_BYTES (512 float32, 256
 # float64): a packed panel of B, KC x NR, stays in L1 while the micro-kernel sweeps the
 # MR-row slivers of an MC x KC block of A, which stays in L2.  A task of the parallel
-# loop computes an MC x NC tile of C.  MC is a multiple of MR, NC of NR.
+# loop computes a tile of C of at most MC x NC (gemm.py's _tile deals the MR-row slivers and
+# NR-column panels out evenly to the tiles).  MC is a multiple of MR, NC of NR.
 KC_BYTES = 2048
 MC = 48
 NC = 128

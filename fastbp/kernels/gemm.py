@@ -16,7 +16,7 @@ A[i, p] (read in place, with strides, so A needs no packing), and does MR x 2 fu
 multiply-adds.  Nothing is summed across the lanes of a vector.
 
 The reduction axis runs in blocks of KC (the packed B panel stays in L1), and a task of
-the parallel loop computes an MC x NC tile of C, then its epilogue (bias + activation, or
+the parallel loop computes a tile of C of at most MC x NC, then its epilogue (bias + activation, or
 the activation's derivative) while the tile is still in cache.  Each element of C is
 summed in an order fixed by KC alone, so results do not depend on the thread count.
 """
@@ -243,15 +243,22 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
 
 
 @njit(**_LEAF)
-def _tile(a, a_packed, pb, c, k, bias, ref, epilogue, act, t, n_jt):
-    """Task t of the parallel loop: one MC x NC tile of c, all k blocks, then its epilogue."""
+def _tile(a, a_packed, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
+    """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
+    run down the columns of the n_it x n_jt tiles: t = jt * n_it + it."""
     m, n = c.shape
     nr = panel_width(c)
     kc_max = k_block(c)
-    i0 = (t // n_jt) * MC
-    j0 = (t % n_jt) * NC
-    i1 = min(m, i0 + MC)
-    j1 = min(n, j0 + NC)
+    it, jt = t % n_it, t // n_it
+    # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles (at most MC
+    # rows each), the NR-column panels to the n_jt columns: tiles of nearly equal size, so
+    # the parallel loop's even split of the tasks is an even split of the work.
+    s_rows = (m + MR - 1) // MR
+    s_cols = (n + nr - 1) // nr
+    i0 = (it * s_rows // n_it) * MR
+    i1 = min(m, ((it + 1) * s_rows // n_it) * MR)
+    j0 = (jt * s_cols // n_jt) * nr
+    j1 = min(n, ((jt + 1) * s_cols // n_jt) * nr)
     for k0 in range(0, k, kc_max):
         kc = min(kc_max, k - k0)
         for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
@@ -291,14 +298,14 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
         k = a.shape[1]
         a_in = a.reshape(a.size)
     pack(b, b_t, nr, pb)
+    n_it = (m + MC - 1) // MC
     n_jt = (n + NC - 1) // NC
-    n_tasks = ((m + MC - 1) // MC) * n_jt
     if 2 * m * n * k < SERIAL_FLOPS:
-        for t in range(n_tasks):
-            _tile(a_in, a_t, pb, c, k, bias, ref, epilogue, act, t, n_jt)
+        for t in range(n_it * n_jt):
+            _tile(a_in, a_t, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt)
     else:
-        for t in prange(n_tasks):
-            _tile(a_in, a_t, pb, c, k, bias, ref, epilogue, act, np.int64(t), n_jt)
+        for t in prange(n_it * n_jt):
+            _tile(a_in, a_t, pb, c, k, bias, ref, epilogue, act, np.int64(t), n_it, n_jt)
 
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls
