@@ -245,11 +245,12 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
 @njit(**_LEAF)
 def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
-    run down the columns of the n_it x n_jt tiles: t = jt * n_it + it."""
+    run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
+    the rows of A (read once from memory) rather than each reading all of A."""
     m, n = c.shape
     nr = panel_width(c)
     kc_max = k_block(c)
-    it, jt = t % n_it, t // n_it
+    it, jt = t // n_jt, t % n_jt
     # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles (at most MC
     # rows each), the NR-column panels to the n_jt columns: tiles of nearly equal size, so
     # the parallel loop's even split of the tasks is an even split of the work.
