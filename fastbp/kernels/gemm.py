@@ -155,9 +155,9 @@ def _store_ragged(c, off, nr, w, first, v0, v1):
 def _micro_kernel(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, mr, nr, first):
     """c[6 rows, 2 vectors] (+)= sum over kc values of p of A[0:6, p] (outer) B[p, 0:2 vectors].
 
-    A[r, p] = a.flat[a_r + p*step]; B[p, :] is a packed panel of pb starting at offset
-    bo; the block of c starts at flat offset co, rows ldc apart; only its mr x nr valid
-    part is stored."""
+    A[r, p] = a.flat[a_r + p*step]; B[p, :] = pb[bo + p*bs :][:2 vectors] (a packed
+    panel, bs = NR, or op(B) read in place, bs = its row length); the block of c starts
+    at flat offset co, rows ldc apart; only its mr x nr valid part is stored."""
     w = lanes(c)
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero(c)
     for p in range(kc):
@@ -287,7 +287,8 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
 
     op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
     (n, k)).  pb receives op(b) packed, packed_size(n, k, panel_width(c)) elements at
-    least, and pa op(a) when a_t, packed_size(m, k, MR) elements.  bias (n,) is read by
+    least (only its ragged last panel when b is read in place), and pa op(a) when a_t,
+    packed_size(m, k, MR) elements.  bias (n,) is read by
     EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any array otherwise.
     """
     m, n = c.shape
