@@ -64,3 +64,22 @@ def test_processes_sharing_a_cache_do_not_crash(tmp_path):
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=600, env=env)
         assert r.returncode == 0 and r.stdout.strip() == "ok", (step, r.returncode, r.stderr[-2000:])
+
+
+def test_a_kernel_numba_will_not_cache_warns_instead_of_crashing():
+    """Numba declines to cache a function with dynamic globals (seen when a kernel
+    called numba.get_num_threads()) and names the source file in its warning; our
+    locator once lacked that attribute, and the declined cache raised AttributeError."""
+    import types
+
+    import pytest
+    from numba.core import caching
+    from numba.core.errors import NumbaWarning
+
+    from fastbp.kernels.step import train_steps
+    impl = caching.CompileResultCacheImpl(train_steps.py_func)
+    assert isinstance(impl.locator, _cache.FastbpLocator)
+    declined = types.SimpleNamespace(lifted=(), library=types.SimpleNamespace(has_dynamic_globals=True),
+                                     fndesc=types.SimpleNamespace(qualname="train_steps"))
+    with pytest.warns(NumbaWarning, match="dynamic globals"):
+        assert impl.check_cachable(declined) is False
