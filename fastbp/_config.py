@@ -16,8 +16,17 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 # cache refers to them by symbol names of another process, and a third process that loads
 # it crashes (seen: eval_batch and train_step segfaulted; numba issue #10128 is the same
 # family).  Entry points compiled with all their callees are self-contained.
-KERNEL_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
-ENTRY_JIT = dict(KERNEL_JIT, cache=True)
+_BASE_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
+ENTRY_JIT = dict(_BASE_JIT, cache=True)
+# Kernels called only from other compiled code are compiled without the wrappers that
+# let Python (or C) call them: each wrapper was lowered and compiled to machine code once
+# per kernel, 3-4 s of a cold first fit.  kernels/__init__.py's decorator makes a Python
+# call of such a kernel raise (Numba itself would crash); tests and benchmarks call one
+# through kernels.python_callable(kernel).
+KERNEL_JIT = dict(_BASE_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# Numba inlines these into their caller's IR, so they are never compiled on their own
+# where they are used; they keep the wrapper, which costs nothing until Python calls them.
+INLINE_JIT = dict(_BASE_JIT, inline="always")
 # Leaf kernels called per block, per row or per chunk: no reference counting of the
 # arrays they are passed or take views of.  With it, every view and every array passed
 # on was an atomic increment and decrement of a counter that all threads share: about

@@ -31,14 +31,20 @@ import numpy as np  # noqa: E402
 
 import fastbp  # noqa: E402
 from fastbp.kernels import activations as A  # noqa: E402
-from fastbp.kernels.gemm import (A_PANEL, AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gemm,  # noqa: E402
-                                 pack, panel_width)
-from fastbp.kernels.loss import output_loss  # noqa: E402
-from fastbp.kernels.optim import HYPER_SIZE, SGD, update  # noqa: E402
+from fastbp.kernels import gemm as G  # noqa: E402
+from fastbp.kernels import loss as L  # noqa: E402
+from fastbp.kernels import optim as O  # noqa: E402
+from fastbp.kernels import python_callable  # noqa: E402
+from fastbp.kernels.gemm import A_PANEL, AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED  # noqa: E402
+from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
 from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
+
+# The kernels, compiled so that this script can call them from Python (fastbp/kernels/__init__.py)
+gemm, pack, col_sums, panel_width = (python_callable(k) for k in (G.gemm, G.pack, G.col_sums, G.panel_width))
+output_loss, update = python_callable(L.output_loss), python_callable(O.update)
 
 
 

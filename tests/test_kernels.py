@@ -6,10 +6,16 @@ from conftest import tol
 import naive
 from fastbp._config import KC_BYTES, MR
 from fastbp.kernels import activations as A
+from fastbp.kernels import gemm as G
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
-from fastbp.kernels.gemm import (AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gather_rows,
-                                 gemm, pack, packed_size, panel_width)
+from fastbp.kernels import python_callable
+from fastbp.kernels.gemm import AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED
+
+# The kernels, compiled so that the tests can call them from Python (fastbp/kernels/__init__.py)
+gemm, pack, col_sums, gather_rows = (python_callable(k) for k in (G.gemm, G.pack, G.col_sums, G.gather_rows))
+packed_size, panel_width = python_callable(G.packed_size), python_callable(G.panel_width)
+output_loss, output_function, update = (python_callable(k) for k in (L.output_loss, L.output_function, O.update))
 
 DTYPES = [np.float32, np.float64]
 KC32 = KC_BYTES // 4   # the k block of float32; float64's is half as long
@@ -127,7 +133,7 @@ def test_output_loss(dtype, output, b, k, rng):
     z = z_full.copy()
     dz = np.empty_like(z)
     stats = np.empty((2, b))
-    loss, hits = L.output_loss(z, y, idx, dz, stats, L.CODES[output])
+    loss, hits = output_loss(z, y, idx, dz, stats, L.CODES[output])
     out_ref, loss_ref, dz_ref, hits_ref = naive.output_and_loss(z_full, y[idx], output)
     # absolute error scales with the logits (log-sum-exp minus z_y cancels)
     np.testing.assert_allclose(loss / b, loss_ref, rtol=tol(dtype) * 10,
@@ -136,7 +142,7 @@ def test_output_loss(dtype, output, b, k, rng):
     _close(z, out_ref, dtype, scale=1.0)
     assert hits == pytest.approx(hits_ref, abs=1e-9)
     z2 = z_full.copy()
-    L.output_function(z2, L.CODES[output])
+    output_function(z2, L.CODES[output])
     _close(z2, out_ref, dtype, scale=1.0)
 
 
@@ -151,7 +157,7 @@ def _run_update(kind, p, g, state, steps, **h):
             hyper[5], hyper[6], hyper[7] = b1, b2, h["eps"]
             hyper[8] = h["lr"] / (1 - b1 ** t)
             hyper[9] = np.sqrt(1 - b2 ** t)
-        O.update(p, g[t - 1], state, hyper)
+        update(p, g[t - 1], state, hyper)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -188,7 +194,7 @@ def test_adam_update_matches_torch_formulas(dtype, size, wd, rng):
 
 def test_no_update_leaves_parameters():
     p = np.arange(5.0)
-    O.update(p, np.ones(5), np.zeros((2, 5)), np.zeros(O.HYPER_SIZE))
+    update(p, np.ones(5), np.zeros((2, 5)), np.zeros(O.HYPER_SIZE))
     np.testing.assert_array_equal(p, np.arange(5.0))
 
 
@@ -208,3 +214,13 @@ def test_all_finite_finds_every_non_finite_value(dtype):
             y = x.copy()
             y[pos] = bad
             assert not all_finite(y), (bad, pos)
+
+
+def test_compiled_only_kernel_raises_when_python_calls_it():
+    """Kernels are compiled without the wrapper Python calls through; Numba would crash on
+    such a call (numba issue #2541), ours raise and name the way out."""
+    with pytest.raises(TypeError, match="col_sums.*python_callable"):
+        G.col_sums(np.ones((2, 2)), np.zeros(2))
+    sums = np.zeros(2)
+    python_callable(G.col_sums)(np.ones((3, 2)), sums)
+    np.testing.assert_array_equal(sums, [3.0, 3.0])

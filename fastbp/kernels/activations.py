@@ -8,14 +8,14 @@ import math
 
 from numba import njit
 
-from .._config import KERNEL_JIT
+from .._config import INLINE_JIT
 from .vexp import exp
 
 IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
 CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
 
 
-@njit(inline="always", **KERNEL_JIT)
+@njit(**INLINE_JIT)
 def sigmoid(z, one):
     # a = 1 / (1 + exp(-z)), from e = exp(-|z|) <= 1 so nothing overflows:
     # z >= 0: 1 / (1 + e);  z < 0: e / (1 + e).  Branch-free, so it vectorises.
@@ -24,7 +24,7 @@ def sigmoid(z, one):
     return s if z >= 0 else e * s
 
 
-@njit(inline="always", **KERNEL_JIT)
+@njit(**INLINE_JIT)
 def activate(z, code, one):
     """a = f(z)"""
     if code == SIGMOID:
@@ -36,7 +36,7 @@ def activate(z, code, one):
     return z
 
 
-@njit(inline="always", **KERNEL_JIT)
+@njit(**INLINE_JIT)
 def derivative(a, code, one):
     """da/dz as a function of the output a = f(z)"""
     if code == SIGMOID:

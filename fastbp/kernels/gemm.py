@@ -21,9 +21,10 @@ the activation's derivative) while the tile is still in cache.  Each element of 
 summed in an order fixed by KC alone, so results do not depend on the thread count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
+from . import jit
 from .activations import SIGMOID, activate, derivative, sigmoid
 from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block, vstore, vstore_block,
                    vtranspose, vzero)
@@ -44,26 +45,26 @@ _LEAF = LEAF_JIT
 assert MR == 6 and NR_VECS == 2, "the micro-kernel below is written out for 6 x 2 vectors"
 
 
-@njit(**_JIT)
+@jit(**_JIT)
 def panel_width(c):
     """NR: columns of C per micro-kernel call, NR_VECS vectors of c's dtype."""
     return NR_VECS * lanes(c)
 
 
-@njit(**_JIT)
+@jit(**_JIT)
 def k_block(c):
     """KC: length of a block of the reduction axis, KC_BYTES of c's dtype."""
     return KC_BYTES // c.itemsize
 
 
-@njit(**_JIT)
+@jit(**_JIT)
 def packed_size(n, k, w):
     """Elements of op(B) (k x n) packed into panels of w columns."""
     return (n + w - 1) // w * w * k
 
 
 # -- packing --------------------------------------------------------------------------
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _pack_panel(src, transposed, k, n, w, dst, jp):
     """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
     src or, when transposed, src^T (src is n x k)."""
@@ -106,7 +107,7 @@ def _pack_panel(src, transposed, k, n, w, dst, jp):
             out[p * w + r] = zero
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def pack(src, transposed, w, dst):
     """Pack S = src (k x n), or src^T when transposed, into panels of w columns (see top)."""
     if transposed:
@@ -123,7 +124,7 @@ def pack(src, transposed, w, dst):
 
 
 # -- the product ----------------------------------------------------------------------
-@njit(inline="always", **_JIT)
+@jit(**_LEAF)
 def _store_row(c, off, nr, w, first, v0, v1):
     """C row segment c.flat[off : off + nr] = (or +=, after the first k block) [v0 v1]."""
     if nr == 2 * w:
@@ -137,11 +138,10 @@ def _store_row(c, off, nr, w, first, v0, v1):
         _store_ragged(c, off, nr, w, first, v0, v1)
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _store_ragged(c, off, nr, w, first, v0, v1):
     """_store_row at the ragged right edge of C: the first vector whole if it fits, the
-    rest lane by lane (not inlined: rarely run, and twelve inlined copies of this loop
-    cost seconds of compile time)."""
+    rest lane by lane."""
     r0 = 0
     if nr >= w:
         vstore(c, off, v0 if first else vadd(vload(c, off), v0))
@@ -151,13 +151,17 @@ def _store_ragged(c, off, nr, w, first, v0, v1):
         sstore(c, off + r, x if first else x + sload(c, off + r))
 
 
-@njit(inline="always", **_JIT)
-def _micro_kernel(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, mr, nr, first):
+# The micro-kernel and the functions it calls are compiled as functions of their own,
+# not inlined by Numba (inline="always"): each inlined copy was type-inferred and
+# compiled again, seconds of the first call.  LLVM still inlines them where they are used.
+@jit(**_LEAF)
+def _micro(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, mr, nr, first):
     """c[6 rows, 2 vectors] (+)= sum over kc values of p of A[0:6, p] (outer) B[p, 0:2 vectors].
 
-    A[r, p] = a.flat[a_r + p*step]; B[p, :] = pb[bo + p*bs :][:2 vectors] (a packed
-    panel, bs = NR, or op(B) read in place, bs = its row length); the block of c starts
-    at flat offset co, rows ldc apart; only its mr x nr valid part is stored."""
+    A[r, p] = a[a_r + p*step] (A read in place, step 1, or a packed panel, step MR);
+    B[p, :] = pb[bo + p*bs :][:2 vectors] (a packed panel, bs = NR, or op(B) read in
+    place, bs = its row length); the block of c starts at flat offset co, rows ldc
+    apart; only its mr x nr valid part is stored."""
     w = lanes(c)
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero(c)
     for p in range(kc):
@@ -201,21 +205,7 @@ def _micro_kernel(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, m
         _store_row(c, co + 5 * ldc, nr, w, first, c50, c51)
 
 
-@njit(**_LEAF)
-def _micro_in_place(kc, a, ao, rs, mr, pb, bo, bs, c, co, ldc, nr, first):
-    """The micro-kernel on A read in place: A[r, p] = a.flat[ao + r*rs + p], rows past mr
-    repeating the last valid one (computed, never stored)."""
-    _micro_kernel(kc, a, ao, ao + min(1, mr - 1) * rs, ao + min(2, mr - 1) * rs, ao + min(3, mr - 1) * rs,
-                  ao + min(4, mr - 1) * rs, ao + min(5, mr - 1) * rs, 1, pb, bo, bs, c, co, ldc, mr, nr, first)
-
-
-@njit(**_LEAF)
-def _micro_packed(kc, a, ao, mr, pb, bo, bs, c, co, ldc, nr, first):
-    """The micro-kernel on a packed panel of A: A[r, p] = a[ao + p*MR + r] (zero-padded)."""
-    _micro_kernel(kc, a, ao, ao + 1, ao + 2, ao + 3, ao + 4, ao + 5, MR, pb, bo, bs, c, co, ldc, mr, nr, first)
-
-
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
     """The tile's finishing pass while it is still in cache.  Row views starting at 0 and
     the activation branch taken outside the inner loop let LLVM vectorise each loop."""
@@ -242,7 +232,7 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
                     row[j] = row[j] * derivative(a[j], act, one)              # dz = da * f'(z)
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
     run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
@@ -260,6 +250,8 @@ def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_i
     i1 = min(m, ((it + 1) * s_rows // n_it) * MR)
     j0 = (jt * s_cols // n_jt) * nr
     j1 = min(n, ((jt + 1) * s_cols // n_jt) * nr)
+    # A packed (panels of MR rows: A[i, p] = a[i*k + p*MR + i % MR]) or read in place
+    rs, step = (1, MR) if a_packed else (k, 1)
     for k0 in range(0, k, kc_max):
         kc = min(kc_max, k - k0)
         for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
@@ -268,12 +260,13 @@ def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_i
             else:                                                # packed: pb[((jp * k + p) * nr) + r]
                 src, bo, bs = pb, (jp * k + k0) * nr, nr
             for i in range(i0, i1, MR):                          # ... against each sliver of A
-                if a_packed:
-                    _micro_packed(kc, a, i * k + k0 * MR, min(MR, i1 - i), src, bo, bs,
-                                  c, i * n + jp * nr, n, min(nr, n - jp * nr), k0 == 0)
-                else:
-                    _micro_in_place(kc, a, i * k + k0, k, min(MR, i1 - i), src, bo, bs,
-                                    c, i * n + jp * nr, n, min(nr, n - jp * nr), k0 == 0)
+                # A[r, p] = a[ao + r*rs + p*step]; rows past mr repeat the last valid one
+                # (computed, never stored)
+                mr = min(MR, i1 - i)
+                ao = i * k + k0 * step
+                _micro(kc, a, ao, ao + min(1, mr - 1) * rs, ao + min(2, mr - 1) * rs, ao + min(3, mr - 1) * rs,
+                       ao + min(4, mr - 1) * rs, ao + min(5, mr - 1) * rs, step, src, bo, bs,
+                       c, i * n + jp * nr, n, mr, min(nr, n - jp * nr), k0 == 0)
     if k == 0:
         for i in range(i0, i1):
             for j in range(j0, j1):
@@ -281,7 +274,7 @@ def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_i
     _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1)
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
     """c = epilogue(op(a) op(b)), op(a) (m, k) and op(b) (k, n); c (m, n).  All C-contiguous.
 
@@ -326,13 +319,13 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
 
 # Explicit loops below, not array expressions: in a parallel=True function NumPy calls
 # become parallel loops themselves, and a parallel sum would depend on the thread count.
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _copy_row(x, src, out, dst):
     for k in range(out.shape[1]):
         out[dst, k] = x[src, k]
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _col_sums(a, out, j0, j1):
     """out[j0:j1] = sum over the rows of a[:, j0:j1], row after row (a fixed order)."""
     acc = out[j0:j1]
@@ -344,7 +337,7 @@ def _col_sums(a, out, j0, j1):
             acc[j] += row[j]
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def gather_rows(x, idx, out):
     """out[r, :] = x[idx[r], :]: the minibatch, copied into a contiguous workspace."""
     m, n = out.shape
@@ -356,7 +349,7 @@ def gather_rows(x, idx, out):
             _copy_row(x, idx[r], out, np.int64(r))
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def col_sums(a, out):
     """out[j] = sum_i a[i, j]: the bias gradient db = sum over the batch of dz."""
     m, n = a.shape

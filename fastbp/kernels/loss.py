@@ -16,9 +16,10 @@ serially: the sum has a fixed order whatever the thread count.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .._config import KERNEL_JIT, LEAF_JIT, SERIAL_ELEMENTS
+from . import jit
 from .activations import sigmoid
 from .vexp import exp
 
@@ -29,7 +30,7 @@ _JIT = KERNEL_JIT
 _LEAF = LEAF_JIT
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _softmax_inplace(z, r):
     """z[r] = softmax(z[r]), stably (max subtracted).  Returns (logsumexp of the old z[r], argmax)."""
     n = z.shape[1]
@@ -49,7 +50,7 @@ def _softmax_inplace(z, r):
     return m + math.log(s), best
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _softmax_row(z, y, idx, dz, stats, r, b):
     one = z.dtype.type(1)
     label = int(y[idx[r], 0])
@@ -62,7 +63,7 @@ def _softmax_row(z, y, idx, dz, stats, r, b):
     stats[1, r] = 1.0 if best == label else 0.0
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _elementwise_row(z, y, idx, dz, stats, r, b, code):
     n = z.shape[1]
     one = z.dtype.type(1)
@@ -87,7 +88,7 @@ def _elementwise_row(z, y, idx, dz, stats, r, b, code):
     stats[1, r] = hits / n
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def output_loss(z, y, idx, dz, stats, code):
     """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
     b = z.shape[0]
@@ -105,7 +106,7 @@ def output_loss(z, y, idx, dz, stats, code):
     return loss, hits
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _output_row(z, y, idx, dz, stats, r, b, code):
     if code == SOFTMAX_XENT:
         _softmax_row(z, y, idx, dz, stats, r, b)
@@ -113,7 +114,7 @@ def _output_row(z, y, idx, dz, stats, r, b, code):
         _elementwise_row(z, y, idx, dz, stats, r, b, code)
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _output_function_row(z, r, code):
     if code == SOFTMAX_XENT:
         _softmax_inplace(z, r)
@@ -123,7 +124,7 @@ def _output_function_row(z, r, code):
             z[r, j] = sigmoid(z[r, j], one)
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def output_function(z, code):
     """z = softmax(z) / sigmoid(z) / z in place: the network's outputs, for predict."""
     if z.shape[0] * z.shape[1] < SERIAL_ELEMENTS:

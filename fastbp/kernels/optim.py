@@ -14,7 +14,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import KERNEL_JIT, LEAF_JIT, SERIAL_ELEMENTS
+from .._config import INLINE_JIT, KERNEL_JIT, LEAF_JIT, SERIAL_ELEMENTS
+from . import jit
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
 HYPER_SIZE = 13
@@ -26,7 +27,7 @@ _JIT = KERNEL_JIT
 _LEAF = LEAF_JIT
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _sgd_chunk(p, g, state, hyper, lo, hi):
     t = p.dtype.type
     lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
@@ -44,7 +45,7 @@ def _sgd_chunk(p, g, state, hyper, lo, hi):
         p[i] = p[i] - lr * d                       # p = p - lr g
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _adam_chunk(p, g, state, hyper, lo, hi):
     t = p.dtype.type
     wd = t(hyper[3])
@@ -59,7 +60,7 @@ def _adam_chunk(p, g, state, hyper, lo, hi):
         p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
 
 
-@njit(**_JIT)
+@njit(**INLINE_JIT)   # also called from Python (optimizers.py)
 def advance(hyper):
     """Count one step; for Adam, the bias corrections of step t (float64, as torch)."""
     hyper[STEPS] += 1
@@ -69,7 +70,7 @@ def advance(hyper):
         hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
 
 
-@njit(**_LEAF)
+@jit(**_LEAF)
 def _update_chunk(p, g, state, hyper, c):
     lo = c * _CHUNK
     hi = min(p.shape[0], lo + _CHUNK)
@@ -80,7 +81,7 @@ def _update_chunk(p, g, state, hyper, c):
         _adam_chunk(p, g, state, hyper, lo, hi)
 
 
-@njit(parallel=True, **_JIT)
+@jit(parallel=True, **_JIT)
 def update(params, grads, state, hyper):
     """One optimizer step, params -= lr * (transformed) grads, element-wise in chunks."""
     n_chunks = (params.shape[0] + _CHUNK - 1) // _CHUNK

@@ -17,7 +17,8 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
 import numpy as np
 from numba import njit
 
-from .._config import ENTRY_JIT, KERNEL_JIT
+from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT
+from . import jit
 from .activations import IDENTITY
 from .gemm import AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gather_rows, gemm
 from .loss import output_function, output_loss
@@ -33,7 +34,7 @@ GATHER = np.bool_(True)
 NO_GATHER = np.bool_(False)
 
 
-@njit(**_JIT)
+@jit(**_JIT)
 def _act_offset(meta, l, b):
     """Offset in acts of a_l, the input of layer l (a_0 is the gathered minibatch)."""
     off = 0
@@ -42,7 +43,7 @@ def _act_offset(meta, l, b):
     return off
 
 
-@njit(**_JIT)
+@jit(**_JIT)
 def _minibatch(x, idx, acts, gather):
     """a_0, the rows x[idx] (b, n_0).  When idx holds consecutive rows (an unshuffled
     epoch), a view of x itself: no copy.  Otherwise the start of acts, where the rows are
@@ -64,7 +65,7 @@ def _minibatch(x, idx, acts, gather):
 
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
-@njit(inline="always", **_JIT)
+@njit(**INLINE_JIT)
 def forward(x, idx, params, meta, ws):
     """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
     acts, pa, pb = ws[0], ws[3], ws[4]
@@ -88,7 +89,7 @@ def forward(x, idx, params, meta, ws):
     return acts[off - b * n_last : off].reshape((b, n_last))
 
 
-@njit(inline="always", **_JIT)
+@njit(**INLINE_JIT)
 def backward(x, idx, params, grads, meta, ws, dz):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
@@ -114,7 +115,7 @@ def backward(x, idx, params, grads, meta, ws, dz):
             dz_in_a = not dz_in_a
 
 
-@njit(**_JIT)
+@jit(**_JIT)
 def l2_weights(params, grads, meta, coef):
     """L = 0.5 coef sum(W^2) over the weights, not the biases:  dW += coef * W.  Returns sum(W^2)."""
     c = params.dtype.type(coef)
