@@ -16,9 +16,8 @@ serially: the sum has a fixed order whatever the thread count.
 import math
 
 import numpy as np
-from numba import prange
 
-from .._config import KERNEL_JIT, LEAF_JIT, SERIAL_ELEMENTS
+from .._config import KERNEL_JIT, LEAF_JIT
 from . import jit
 from .activations import sigmoid
 from .vexp import exp
@@ -88,16 +87,15 @@ def _elementwise_row(z, y, idx, dz, stats, r, b, code):
     stats[1, r] = hits / n
 
 
-@jit(parallel=True, **_JIT)
+# Serial: the output layer's O(b n_out) work is a small fraction of the product that
+# computes z (O(b n_out n_in)); a parallel loop here was another parallel kernel for Numba
+# to build on the first call (about a second) for a few microseconds a step.
+@jit(**_JIT)
 def output_loss(z, y, idx, dz, stats, code):
     """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
     b = z.shape[0]
-    if b * z.shape[1] < SERIAL_ELEMENTS:
-        for r in range(b):
-            _output_row(z, y, idx, dz, stats, np.int64(r), b, code)
-    else:
-        for r in prange(b):
-            _output_row(z, y, idx, dz, stats, np.int64(r), b, code)
+    for r in range(b):
+        _output_row(z, y, idx, dz, stats, np.int64(r), b, code)
     loss = 0.0
     hits = 0.0
     for r in range(b):
@@ -124,12 +122,9 @@ def _output_function_row(z, r, code):
             z[r, j] = sigmoid(z[r, j], one)
 
 
-@jit(parallel=True, **_JIT)
+@jit(**_JIT)
 def output_function(z, code):
-    """z = softmax(z) / sigmoid(z) / z in place: the network's outputs, for predict."""
-    if z.shape[0] * z.shape[1] < SERIAL_ELEMENTS:
-        for r in range(z.shape[0]):
-            _output_function_row(z, np.int64(r), code)
-    else:
-        for r in prange(z.shape[0]):
-            _output_function_row(z, np.int64(r), code)
+    """z = softmax(z) / sigmoid(z) / z in place: the network's outputs, for predict (serial,
+    as output_loss)."""
+    for r in range(z.shape[0]):
+        _output_function_row(z, np.int64(r), code)
