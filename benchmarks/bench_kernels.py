@@ -57,7 +57,7 @@ class _Minibatch(common.ThreadsPinned):
         self.model = model
         self.x = model.check_X(X)
         self.y = model.check_y(y, X.shape[0])
-        # shuffled rows, as in a default (shuffle=True) epoch: forward gathers them
+        # shuffled rows, as in a default (shuffle=True) epoch
         self.idx = np.random.default_rng(0).permutation(batch).astype(np.int64)
         self.ws, self.stats = model.workspace(batch)
         self.code = loss.CODES[model.output]
@@ -158,6 +158,8 @@ class DenseLayerGemm(common.ThreadsPinned):
             pb = np.empty(gemm.packed_size(n_out, n_in, 16), dtype=dtype)
             args = (self.a, gemm.AS_IS, self.w, gemm.TRANSPOSED, self.c, pb[:0], pb, self.bias, self.c,
                     self.epi, self.act)
+            if gemm.gemm.py_func.__code__.co_argcount == 13:   # since the row maps a_rows, b_rows
+                args += (np.empty(0, np.int64), np.empty(0, np.int64))
             self._call = lambda: gemm.gemm(*args)
         else:                       # older commits: dot-product kernel on W as stored
             self._call = lambda: gemm.gemm_nt(self.a, self.w, self.c, self.bias, self.c, self.epi, self.act)

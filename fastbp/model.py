@@ -184,7 +184,8 @@ class MLP:
             widest_out = max(s[1:])
             pa, pb = _packed_sizes(s, b_max, np.dtype(self.dtype).itemsize)
             e = lambda n: np.empty(max(n, 1), dtype=self.dtype)  # noqa: E731
-            buffers = (e(b_max * sum(s)), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb))
+            # (acts: the layers' outputs a_1 ... a_L; a_0 is read from X in place, kernels/step.py)
+            buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb))
             ws = (buffers, np.empty((2, b_max), dtype=np.float64))
             self._workspaces[b_max] = ws
         return ws

@@ -35,7 +35,7 @@ from fastbp.kernels import gemm as G  # noqa: E402
 from fastbp.kernels import loss as L  # noqa: E402
 from fastbp.kernels import optim as O  # noqa: E402
 from fastbp.kernels import python_callable  # noqa: E402
-from fastbp.kernels.gemm import A_PANEL, AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED  # noqa: E402
+from fastbp.kernels.gemm import A_PANEL, AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, TRANSPOSED  # noqa: E402
 from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
 from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
@@ -43,8 +43,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
 
 # The kernels, compiled so that this script can call them from Python (fastbp/kernels/__init__.py)
-gemm, pack, col_sums, panel_width = (python_callable(k) for k in (G.gemm, G.pack, G.col_sums, G.panel_width))
+gemm, pack, panel_width = (python_callable(k) for k in (G.gemm, G.pack, G.panel_width))
 output_loss, update = python_callable(L.output_loss), python_callable(O.update)
+ALL = np.empty(0, np.int64)   # gemm's a_rows / b_rows: every row, in order
 
 
 
@@ -91,15 +92,14 @@ def main():
             # Each product packs its operand B (and A when transposed) first; "packing" times that.
             tests = [
                 ("forward (bias+sigmoid)",
-                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, z, EPI_BIAS_ACT, A.SIGMOID), flops),
+                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, z, EPI_BIAS_ACT, A.SIGMOID, ALL, ALL), flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
-                ("dW = dz^T x", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, bias, dw, EPI_NONE, 0), flops),
+                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, EPI_A_SUMS, 0, ALL, ALL), flops),
                 ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa), pack(x, AS_IS, nr, pb)), 0),
-                ("db = sum dz", lambda: col_sums(dz, db), 0),
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",
-                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID), flops),
+                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID, ALL, ALL), flops),
                           ("  of which packing", lambda: pack(w, AS_IS, nr, pb), 0)]
             for name, fn, f in tests:
                 t = timeit(fn, args.repeat)

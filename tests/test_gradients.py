@@ -42,9 +42,9 @@ def test_finite_differences(activation, output, rng):
 @pytest.mark.parametrize("rows", ["all", "slice", "shuffled"])
 def test_backward_matches_naive_chain_rule(dtype, activation, output, rows, rng):
     """The whole compiled backward pass against the layer-by-layer NumPy chain rule,
-    on widths that are no multiple of any tile.  The minibatch is read from X in place
-    when its rows are consecutive ("all", "slice": rows 5..81 of a taller X whose other
-    rows would change the result) and gathered otherwise ("shuffled")."""
+    on widths that are no multiple of any tile.  The minibatch's rows are read from X
+    in place: all of them, a slice (rows 5..81 of a taller X whose other rows would
+    change the result), or shuffled."""
     sizes = [17, 37, 13, 3]
     model = fastbp.MLP(sizes, activation=activation, output=output, dtype=dtype, seed=1)
     X = rng.standard_normal((77, 17)).astype(dtype)
@@ -86,7 +86,9 @@ def test_chain_rule_worked_example():
     # df/dx is the delta the backward pass hands down: dx = dz W, with dz = dL/df = 1.
     dz = np.array([[1.0]])
     dx = np.empty((1, 1))
-    python_callable(G.gemm)(dz, AS_IS, model.layers[0].weight, AS_IS, dx, np.empty(0), np.empty(8), dx[0], dx, EPI_NONE, 0)
+    no_rows = np.empty(0, np.int64)
+    python_callable(G.gemm)(dz, AS_IS, model.layers[0].weight, AS_IS, dx, np.empty(0), np.empty(8), dx[0], dx,
+                            EPI_NONE, 0, no_rows, no_rows)
     assert dx[0, 0] == -2.0
 
 

@@ -10,10 +10,10 @@ from fastbp.kernels import gemm as G
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
 from fastbp.kernels import python_callable
-from fastbp.kernels.gemm import AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED
+from fastbp.kernels.gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED
 
 # The kernels, compiled so that the tests can call them from Python (fastbp/kernels/__init__.py)
-gemm, pack, col_sums, gather_rows = (python_callable(k) for k in (G.gemm, G.pack, G.col_sums, G.gather_rows))
+gemm, pack = python_callable(G.gemm), python_callable(G.pack)
 packed_size, panel_width = python_callable(G.packed_size), python_callable(G.panel_width)
 output_loss, output_function, update = (python_callable(k) for k in (L.output_loss, L.output_function, O.update))
 
@@ -33,13 +33,16 @@ def _close(got, ref, dtype, scale=None):
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol(dtype) * max(scale, 1.0) * 10)
 
 
-def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act):
+NO_ROWS = np.empty(0, np.int64)
+
+
+def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act, a_rows=NO_ROWS, b_rows=NO_ROWS):
     """gemm with packing buffers of exactly the documented sizes (so an overrun shows)."""
     m, n = c.shape
     k = a.shape[0] if a_t else a.shape[1]
     pa = np.empty(packed_size(m, k, MR) if a_t else 0, c.dtype)
     pb = np.empty(packed_size(n, k, panel_width(c)), c.dtype)
-    gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act)
+    gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -50,9 +53,34 @@ def test_gemm_plain(dtype, m, n, k, rng):
     ref = a.astype(np.float64) @ b.astype(np.float64)
     for a_t, b_t in [(AS_IS, AS_IS), (TRANSPOSED, AS_IS), (AS_IS, TRANSPOSED), (TRANSPOSED, TRANSPOSED)]:
         c = np.full((m, n), np.nan, dtype)
-        _product(a.T.copy() if a_t else a, a_t, b.T.copy() if b_t else b, b_t, c, c[0], c, EPI_NONE, 0)
+        sums = np.full(m, np.nan, dtype)  # EPI_A_SUMS (op(a) packed only): the row sums of op(a)
+        _product(a.T.copy() if a_t else a, a_t, b.T.copy() if b_t else b, b_t, c, sums, c,
+                 EPI_A_SUMS if a_t else EPI_NONE, 0)
         assert c.dtype == dtype
         _close(c, ref, dtype, scale=np.sqrt(k) * 3)
+        if a_t:
+            _close(sums, a.astype(np.float64).sum(axis=1), dtype, scale=np.sqrt(k) * 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_reads_picked_rows_in_place(dtype, m, n, k, rng):
+    """op(a) = a[a_rows] (forward of layer 0: x[idx]) and op(b) = b[b_rows] (its dW):
+    rows picked from taller arrays, shuffled and repeated, equal the product of the copies."""
+    big_a = rng.standard_normal((2 * m + 3, k)).astype(dtype)
+    big_b = rng.standard_normal((2 * k + 3, n)).astype(dtype)
+    a_rows = rng.integers(0, big_a.shape[0], size=m).astype(np.int64)
+    b_rows = rng.integers(0, big_b.shape[0], size=k).astype(np.int64)
+    a, b = big_a[a_rows], big_b[b_rows]
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    c = np.full((m, n), np.nan, dtype)
+    _product(big_a, AS_IS, b, AS_IS, c, c[0], c, EPI_NONE, 0, a_rows=a_rows)
+    _close(c, ref, dtype, scale=np.sqrt(k) * 3)
+    c = np.full((m, n), np.nan, dtype)
+    sums = np.full(m, np.nan, dtype)
+    _product(a.T.copy(), TRANSPOSED, big_b, AS_IS, c, sums, c, EPI_A_SUMS, 0, b_rows=b_rows)
+    _close(c, ref, dtype, scale=np.sqrt(k) * 3)
+    _close(sums, a.astype(np.float64).sum(axis=1), dtype, scale=np.sqrt(k) * 3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -107,14 +135,6 @@ def test_packing_helpers(dtype, m, n, rng):
             padded[:, :cols] = S
             ref = padded.reshape(k, -1, w).transpose(1, 0, 2).ravel()    # [panel][p][r]
             np.testing.assert_array_equal(dst, ref)
-    sums = np.empty(n, dtype)
-    col_sums(src, sums)
-    np.testing.assert_allclose(sums, src.astype(np.float64).sum(axis=0), rtol=tol(dtype) * 10,
-                               atol=tol(dtype) * 10 * np.sqrt(m))
-    idx = rng.integers(0, m, size=2 * m + 1).astype(np.int64)
-    out = np.empty((idx.shape[0], n), dtype)
-    gather_rows(src, idx, out)
-    np.testing.assert_array_equal(out, src[idx])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -219,8 +239,6 @@ def test_all_finite_finds_every_non_finite_value(dtype):
 def test_compiled_only_kernel_raises_when_python_calls_it():
     """Kernels are compiled without the wrapper Python calls through; Numba would crash on
     such a call (numba issue #2541), ours raise and name the way out."""
-    with pytest.raises(TypeError, match="col_sums.*python_callable"):
-        G.col_sums(np.ones((2, 2)), np.zeros(2))
-    sums = np.zeros(2)
-    python_callable(G.col_sums)(np.ones((3, 2)), sums)
-    np.testing.assert_array_equal(sums, [3.0, 3.0])
+    with pytest.raises(TypeError, match="packed_size.*python_callable"):
+        G.packed_size(17, 3, 16)
+    assert python_callable(G.packed_size)(17, 3, 16) == 32 * 3

@@ -34,6 +34,8 @@ from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, v
 EPI_NONE = np.int64(0)      # c = a b
 EPI_BIAS_ACT = np.int64(1)  # c = f(a b + bias)          forward of a dense layer
 EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
+EPI_A_SUMS = np.int64(3)    # c = a b, bias = row sums of a   weight gradient and bias gradient: dW = dz^T a_in,
+                            #                                 db = sum over the batch of dz
 # How an operand is stored (NumPy booleans for the same reason).
 AS_IS = np.bool_(False)
 TRANSPOSED = np.bool_(True)
@@ -65,9 +67,12 @@ def packed_size(n, k, w):
 
 # -- packing --------------------------------------------------------------------------
 @jit(**_LEAF)
-def _pack_panel(src, transposed, k, n, w, dst, jp):
+def _pack_panel(src, transposed, k, n, w, dst, jp, sums, rows):
     """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
-    src or, when transposed, src^T (src is n x k)."""
+    src or, when transposed, src^T (src is n x k); unless rows is empty, S = src[rows]
+    (not transposed).  Unless sums is empty, also sums[jp*w + r] = sum over p of
+    S[p, jp*w + r], p in order, from the panel in cache."""
+    mapped = rows.shape[0] > 0
     zero = dst.dtype.type(0)
     j0 = jp * w
     nj = min(w, n - j0)
@@ -88,39 +93,43 @@ def _pack_panel(src, transposed, k, n, w, dst, jp):
             col = out[p0 * w + r:]
             for q in range(k - p0):
                 col[q * w] = row[q]
-    elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: two vectors of row p of src
+    elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: two vectors of row p of S
         v = lanes(dst)
         for p in range(k):
-            vstore(out, p * w, vload(src, p * n + j0))
-            vstore(out, p * w + v, vload(src, p * n + j0 + v))
-    elif nj == w and w == MR:    # row p of the panel: MR values of row p of src
+            sp = (rows[p] if mapped else p) * n + j0
+            vstore(out, p * w, vload(src, sp))
+            vstore(out, p * w + v, vload(src, sp + v))
+    elif nj == w and w == MR and not mapped:    # row p of the panel: MR values of row p of src
         s = src.reshape(src.size)
         for p in range(k):
             for r in range(MR):
                 out[p * MR + r] = s[p * n + j0 + r]
     else:
         for p in range(k):
+            sp = rows[p] if mapped else p
             for r in range(nj):
-                out[p * w + r] = src[p, j0 + r]
+                out[p * w + r] = src[sp, j0 + r]
     for r in range(nj, w):       # zero padding past the last column
         for p in range(k):
             out[p * w + r] = zero
+    if sums.shape[0] > 0:
+        for r in range(nj):
+            acc = zero
+            for p in range(k):
+                acc += out[p * w + r]
+            sums[j0 + r] = acc
 
 
 @jit(parallel=True, **_JIT)
 def pack(src, transposed, w, dst):
-    """Pack S = src (k x n), or src^T when transposed, into panels of w columns (see top)."""
+    """Pack S = src (k x n), or src^T when transposed, into panels of w columns (see top):
+    gemm's packing on its own, for the tests and the kernel benchmark."""
     if transposed:
         n, k = src.shape
     else:
         k, n = src.shape
-    n_panels = (n + w - 1) // w
-    if n * k < SERIAL_ELEMENTS:
-        for jp in range(n_panels):
-            _pack_panel(src, transposed, k, n, w, dst, jp)
-    else:
-        for jp in prange(n_panels):
-            _pack_panel(src, transposed, k, n, w, dst, np.int64(jp))
+    for jp in prange((n + w - 1) // w):
+        _pack_panel(src, transposed, k, n, w, dst, np.int64(jp), dst[:0], np.empty(0, np.int64))
 
 
 # -- the product ----------------------------------------------------------------------
@@ -233,7 +242,7 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
 
 
 @jit(**_LEAF)
-def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
+def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
     run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
     the rows of A (read once from memory) rather than each reading all of A."""
@@ -250,8 +259,10 @@ def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_i
     i1 = min(m, ((it + 1) * s_rows // n_it) * MR)
     j0 = (jt * s_cols // n_jt) * nr
     j1 = min(n, ((jt + 1) * s_cols // n_jt) * nr)
-    # A packed (panels of MR rows: A[i, p] = a[i*k + p*MR + i % MR]) or read in place
-    rs, step = (1, MR) if a_packed else (k, 1)
+    # A packed (panels of MR rows: A[i, p] = a[i*k + p*MR + i % MR]) or read in place,
+    # A[i, p] = a[i*k + p], or, unless a_rows is empty, a[a_rows[i]*k + p]
+    step = MR if a_packed else 1
+    mapped = a_rows.shape[0] > 0
     for k0 in range(0, k, kc_max):
         kc = min(kc_max, k - k0)
         for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
@@ -260,12 +271,24 @@ def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_i
             else:                                                # packed: pb[((jp * k + p) * nr) + r]
                 src, bo, bs = pb, (jp * k + k0) * nr, nr
             for i in range(i0, i1, MR):                          # ... against each sliver of A
-                # A[r, p] = a[ao + r*rs + p*step]; rows past mr repeat the last valid one
-                # (computed, never stored)
+                # A[i + r, k0 + p] = a[a_r + p*step]; rows past mr repeat the last valid
+                # one (computed, never stored)
                 mr = min(MR, i1 - i)
-                ao = i * k + k0 * step
-                _micro(kc, a, ao, ao + min(1, mr - 1) * rs, ao + min(2, mr - 1) * rs, ao + min(3, mr - 1) * rs,
-                       ao + min(4, mr - 1) * rs, ao + min(5, mr - 1) * rs, step, src, bo, bs,
+                if a_packed:
+                    a0 = i * k + k0 * MR
+                    a1, a2, a3, a4, a5 = a0 + 1, a0 + 2, a0 + 3, a0 + 4, a0 + 5
+                elif mapped:
+                    a0 = a_rows[i] * k + k0
+                    a1 = a_rows[i + min(1, mr - 1)] * k + k0
+                    a2 = a_rows[i + min(2, mr - 1)] * k + k0
+                    a3 = a_rows[i + min(3, mr - 1)] * k + k0
+                    a4 = a_rows[i + min(4, mr - 1)] * k + k0
+                    a5 = a_rows[i + min(5, mr - 1)] * k + k0
+                else:
+                    a0 = i * k + k0
+                    a1, a2 = a0 + min(1, mr - 1) * k, a0 + min(2, mr - 1) * k
+                    a3, a4, a5 = a0 + min(3, mr - 1) * k, a0 + min(4, mr - 1) * k, a0 + min(5, mr - 1) * k
+                _micro(kc, a, a0, a1, a2, a3, a4, a5, step, src, bo, bs,
                        c, i * n + jp * nr, n, mr, min(nr, n - jp * nr), k0 == 0)
     if k == 0:
         for i in range(i0, i1):
@@ -274,15 +297,30 @@ def _tile(a, a_packed, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_i
     _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1)
 
 
+@jit(**_LEAF)
+def _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, t):
+    """Packing task t: panel t of op(A) when t < n_pa, else panel pb0 + t - n_pa of op(B)."""
+    if t < n_pa:                 # op(A)^T = a, stored (k, m): panels of MR columns of a
+        _pack_panel(a, AS_IS, k, m, A_PANEL, pa, t, sums, b_rows[:0])
+    else:
+        _pack_panel(b, b_t, k, n, nr, pb, pb0 + t - n_pa, sums[:0], b_rows)
+
+
 @jit(parallel=True, **_JIT)
-def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
+def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
     """c = epilogue(op(a) op(b)), op(a) (m, k) and op(b) (k, n); c (m, n).  All C-contiguous.
 
     op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
-    (n, k)).  pb receives op(b) packed, packed_size(n, k, panel_width(c)) elements at
+    (n, k)).  Unless empty, a_rows (m,) and b_rows (k,) pick the rows of an operand
+    used as stored: op(a) = a[a_rows], op(b) = b[b_rows] (the minibatch's rows of x,
+    read where they are: no gathered copy).  pb receives op(b) packed, packed_size(n, k, panel_width(c)) elements at
     least (only its ragged last panel when b is read in place), and pa op(a) when a_t,
-    packed_size(m, k, MR) elements.  bias (n,) is read by
-    EPI_BIAS_ACT and ref (m, n) by EPI_DACT; pass any array otherwise.
+    packed_size(m, k, MR) elements.  bias (n,) is read by EPI_BIAS_ACT, ref (m, n) by
+    EPI_DACT; EPI_A_SUMS (a_t only) writes bias (m,) = the row sums of op(a); pass any
+    array otherwise.
+
+    Two phases of one parallel loop (one parallel kernel for Numba to build): the
+    packing tasks, one per panel, then the tiles of c.
     """
     m, n = c.shape
     nr = panel_width(c)
@@ -291,72 +329,43 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act):
         # cache line per value, so A is packed too, into panels of MR rows: A[i, p] =
         # pa[(i // MR * k + p) * MR + i % MR].
         k = a.shape[0]
-        pack(a, AS_IS, A_PANEL, pa)
         a_in = pa
-    else:                        # A[i, p] = a[i, p], read in place
+        n_pa = (m + MR - 1) // MR
+    else:                        # A[i, p] = a[i, p] (or a[a_rows[i], p]), read in place
         k = a.shape[1]
         a_in = a.reshape(a.size)
+        n_pa = 0
+    sums = bias[:m] if epilogue == EPI_A_SUMS else bias[:0]
     # op(B) = b is read in place when at most two slivers of A use each of its panels
     # (the output layer's dW, m = classes): packing would be a full extra pass over b
     # for little reuse.  With more slivers the packed panel, contiguous and in L1, is
     # faster: dW of 256 x 256 at batch 1024 took 1.1 ms packed against 1.4-1.6 ms in place.
     b_flat = b.reshape(b.size)
-    b_in_place = not b_t and m <= 2 * MR
-    if b_in_place:               # only a ragged last panel is packed
-        if n % nr != 0:
-            _pack_panel(b, b_t, k, n, nr, pb, (n - 1) // nr)
-    else:
-        pack(b, b_t, nr, pb)
+    b_in_place = not b_t and m <= 2 * MR and b_rows.shape[0] == 0
+    n_pb = (n + nr - 1) // nr
+    pb0 = 0                      # first panel of op(B) to pack
+    if b_in_place:               # only a ragged last panel
+        pb0 = n_pb - 1 if n % nr != 0 else n_pb
     n_it = (m + MC - 1) // MC
     n_jt = (n + NC - 1) // NC
-    if 2 * m * n * k < SERIAL_FLOPS:
-        for t in range(n_it * n_jt):
-            _tile(a_in, a_t, b_flat, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt)
-    else:
-        for t in prange(n_it * n_jt):
-            _tile(a_in, a_t, b_flat, b_in_place, pb, c, k, bias, ref, epilogue, act, np.int64(t), n_it, n_jt)
-
-
-# Explicit loops below, not array expressions: in a parallel=True function NumPy calls
-# become parallel loops themselves, and a parallel sum would depend on the thread count.
-@jit(**_LEAF)
-def _copy_row(x, src, out, dst):
-    for k in range(out.shape[1]):
-        out[dst, k] = x[src, k]
-
-
-@jit(**_LEAF)
-def _col_sums(a, out, j0, j1):
-    """out[j0:j1] = sum over the rows of a[:, j0:j1], row after row (a fixed order)."""
-    acc = out[j0:j1]
-    for j in range(j1 - j0):
-        acc[j] = 0
-    for i in range(a.shape[0]):
-        row = a[i, j0:j1]
-        for j in range(j1 - j0):
-            acc[j] += row[j]
-
-
-@jit(parallel=True, **_JIT)
-def gather_rows(x, idx, out):
-    """out[r, :] = x[idx[r], :]: the minibatch, copied into a contiguous workspace."""
-    m, n = out.shape
-    if m * n < SERIAL_ELEMENTS:
-        for r in range(m):
-            _copy_row(x, idx[r], out, r)
-    else:
-        for r in prange(m):
-            _copy_row(x, idx[r], out, np.int64(r))
-
-
-@jit(parallel=True, **_JIT)
-def col_sums(a, out):
-    """out[j] = sum_i a[i, j]: the bias gradient db = sum over the batch of dz."""
-    m, n = a.shape
-    n_chunks = (n + NC - 1) // NC
-    if m * n < SERIAL_ELEMENTS:
-        for t in range(n_chunks):
-            _col_sums(a, out, t * NC, min(n, (t + 1) * NC))
-    else:
-        for t in prange(n_chunks):
-            _col_sums(a, out, np.int64(t) * NC, min(n, (np.int64(t) + 1) * NC))
+    small = 2 * m * n * k < SERIAL_FLOPS
+    for phase in range(2):
+        if phase == 0:
+            n_tasks = n_pa + n_pb - pb0
+            serial = small or (n_pa * MR + (n_pb - pb0) * nr) * k < SERIAL_ELEMENTS
+        else:
+            n_tasks = n_it * n_jt
+            serial = small
+        if serial:
+            for t in range(n_tasks):
+                if phase == 0:
+                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, t)
+                else:
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt)
+        else:
+            for t in prange(n_tasks):
+                if phase == 0:
+                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, np.int64(t))
+                else:
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pb, c, k, bias, ref, epilogue, act, np.int64(t),
+                          n_it, n_jt)

@@ -8,8 +8,9 @@ The network is described by ``meta`` (int64, one row per layer):
 Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
 the current batch size b, so the last, smaller minibatch needs nothing new:
     ws = (acts, dz_a, dz_b, pa, pb)
-    acts: a_0 = x[idx] (b, n_0), then a_1 ... a_L (b, n_l) one after another (a_0 is
-          read from x in place instead when idx holds consecutive rows: see _minibatch)
+    acts: a_1 ... a_L (b, n_l), the layers' outputs, one after another.  a_0, the
+          minibatch x[idx], is never copied: the products that use it read the rows of x
+          through idx (gemm's a_rows / b_rows).
     dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
     pa, pb: the operands of a matrix product, packed into panels (gemm.py)
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
@@ -20,7 +21,7 @@ from numba import njit
 from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT
 from . import jit
 from .activations import IDENTITY
-from .gemm import AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED, col_sums, gather_rows, gemm
+from .gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, TRANSPOSED, gemm
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
@@ -30,60 +31,37 @@ _JIT = KERNEL_JIT
 # train_steps were seen to load the wrong machine code (a segfault in a new process).
 NO_ACT = np.int64(IDENTITY)
 NO_COUNT = np.bool_(False)
-GATHER = np.bool_(True)
-NO_GATHER = np.bool_(False)
 
 
 @jit(**_JIT)
 def _act_offset(meta, l, b):
-    """Offset in acts of a_l, the input of layer l (a_0 is the gathered minibatch)."""
+    """Offset in acts of a_l (l >= 1), the output of layer l - 1 and input of layer l."""
     off = 0
-    for m in range(l):
-        off += b * meta[m, 0]
+    for m in range(l - 1):
+        off += b * meta[m, 1]
     return off
-
-
-@jit(**_JIT)
-def _minibatch(x, idx, acts, gather):
-    """a_0, the rows x[idx] (b, n_0).  When idx holds consecutive rows (an unshuffled
-    epoch), a view of x itself: no copy.  Otherwise the start of acts, where the rows are
-    copied first when ``gather``.  x is C-contiguous (validated at the API boundary)."""
-    b = idx.shape[0]
-    n0 = x.shape[1]
-    consecutive = b > 0
-    for r in range(1, b):
-        if idx[r] != idx[0] + r:
-            consecutive = False
-            break
-    if consecutive:
-        return x.reshape(x.size)[idx[0] * n0: (idx[0] + b) * n0].reshape((b, n0))
-    a = acts[: b * n0].reshape((b, n0))
-    if gather:
-        gather_rows(x, idx, a)
-    return a
 
 
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
 def forward(x, idx, params, meta, ws):
-    """a_0 = x[idx]; a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the last layer's z (its f is identity)."""
+    """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
+    last layer's z (its f is identity)."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
-    # a_0 in a variable of its own: it may be a view of a read-only x, and the outputs
-    # the last layer's z is taken from must stay writable.
-    a_0 = _minibatch(x, idx, acts, GATHER)
-    off = b * meta[0, 0]
+    all_rows = idx[:0]               # empty: every row of the operand, in order
+    off = 0
     for l in range(meta.shape[0]):
         n_in, n_out, w_off, b_off, act = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3], meta[l, 4]
         w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         bias = params[b_off : b_off + n_out]
         a_out = acts[off : off + b * n_out].reshape((b, n_out))
-        if l == 0:
-            gemm(a_0, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act)  # a = f(x W^T + b)
+        if l == 0:                   # the rows idx of x, read in place
+            gemm(x, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, idx, all_rows)
         else:
             a_in = acts[off - b * n_in : off].reshape((b, n_in))
-            gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act)
+            gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, all_rows, all_rows)
         off += b * n_out
     n_last = meta[meta.shape[0] - 1, 1]
     return acts[off - b * n_last : off].reshape((b, n_last))
@@ -95,22 +73,24 @@ def backward(x, idx, params, grads, meta, ws, dz):
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
     acts, dz_a, dz_b, pa, pb = ws
     b = dz.shape[0]
+    all_rows = idx[:0]
     dz_in_a = True  # dz currently lives in dz_a
     for l in range(meta.shape[0] - 1, -1, -1):
         n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
-        if l == 0:
-            a_in = _minibatch(x, idx, acts, NO_GATHER)            # a_0, as forward left it
+        dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+        db = grads[b_off : b_off + n_out]
+        # dW = dz^T a_in, and db = sum over the batch of dz while dz^T is packed
+        if l == 0:                   # a_0 = x[idx], read in place
+            gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, EPI_A_SUMS, NO_ACT, all_rows, idx)
         else:
             off = _act_offset(meta, l, b)
             a_in = acts[off : off + b * n_in].reshape((b, n_in))
-        dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, dw[0], dw, EPI_NONE, NO_ACT)  # dW = dz^T a_in
-        col_sums(dz, grads[b_off : b_off + n_out])                   # db = sum over the batch of dz
-        if l > 0:
+            gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, EPI_A_SUMS, NO_ACT, all_rows, all_rows)
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
-            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, dw[0], a_in, EPI_DACT, meta[l - 1, 4])  # dz_prev = (dz W) f'(a_in)
+            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, a_in, EPI_DACT, meta[l - 1, 4],
+                 all_rows, all_rows)  # dz_prev = (dz W) f'(a_in)
             dz = dz_prev
             dz_in_a = not dz_in_a
 
