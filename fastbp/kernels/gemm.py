@@ -299,11 +299,14 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, bias, ref, epilogue, act
 
 @jit(**_LEAF)
 def _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, t):
-    """Packing task t: panel t of op(A) when t < n_pa, else panel pb0 + t - n_pa of op(B)."""
+    """Packing task t: panel t of op(A) when t < n_pa, else panel pb0 + t - n_pa of op(B).
+    (One call of _pack_panel, not one per operand: each call site was another copy of
+    the packing code for LLVM to compile.)"""
     if t < n_pa:                 # op(A)^T = a, stored (k, m): panels of MR columns of a
-        _pack_panel(a, AS_IS, k, m, A_PANEL, pa, t, sums, b_rows[:0])
+        src, transposed, cols, w, dst, jp, s, rows = a, AS_IS, m, A_PANEL, pa, t, sums, b_rows[:0]
     else:
-        _pack_panel(b, b_t, k, n, nr, pb, pb0 + t - n_pa, sums[:0], b_rows)
+        src, transposed, cols, w, dst, jp, s, rows = b, b_t, n, nr, pb, pb0 + t - n_pa, sums[:0], b_rows
+    _pack_panel(src, transposed, k, cols, w, dst, jp, s, rows)
 
 
 @jit(parallel=True, **_JIT)
