@@ -100,6 +100,11 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums, rows):
             sp = (rows[p] if mapped else p) * n + j0
             vstore(out, p * w, vload(src, sp))
             vstore(out, p * w + v, vload(src, sp + v))
+    elif nj == w and w == MR:    # row p of the panel: MR values of row p of S
+        for p in range(k):
+            sp = (rows[p] if mapped else p) * n + j0
+            for r in range(MR):
+                out[p * MR + r] = s[sp + r]
     else:                        # row p of the panel: nj values of row p of S, zeros after
         for p in range(k):
             sp = (rows[p] if mapped else p) * n + j0
