@@ -338,9 +338,9 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
     op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
     (n, k)).  Unless empty, a_rows (m,) and b_rows (k,) pick the rows of an operand
     used as stored: op(a) = a[a_rows], op(b) = b[b_rows] (the minibatch's rows of x,
-    read where they are: no gathered copy).  pb receives op(b) packed, packed_size(n, k, panel_width(c)) elements at
-    least (only its ragged last panel when b is read in place), and pa op(a) when a_t,
-    packed_size(m, k, MR) elements.  bias (n,) is read by EPI_BIAS_ACT, ref (m, n) by
+    read where they are: no gathered copy).  pb receives op(b) packed,
+    packed_size(n, k, panel_width(c)) elements at least (only its ragged last panel when
+    b is read in place), and pa op(a) when a_t, packed_size(m, k, MR) elements.  bias (n,) is read by EPI_BIAS_ACT, ref (m, n) by
     EPI_DACT; EPI_A_SUMS (a_t only) writes bias (m,) = the row sums of op(a); pass any
     array otherwise.
 
