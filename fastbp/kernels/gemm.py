@@ -21,7 +21,11 @@ the activation's derivative) while the tile is still in cache.  Each element of 
 summed in an order fixed by KC alone, so results do not depend on the thread count.
 """
 import numpy as np
-from numba import prange, set_parallel_chunksize
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.ufunc.parallel import _launch_threads
 
 from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
 from . import jit
@@ -43,6 +47,30 @@ A_PANEL = np.int64(MR)      # MR as an argument (a Python int would be a literal
 
 _JIT = KERNEL_JIT
 _LEAF = LEAF_JIT
+
+
+@intrinsic
+def set_parallel_chunksize(typingctx, n):
+    """numba.set_parallel_chunksize(n) (returns the previous size), calling Numba's C
+    function by its symbol name, as Numba's own parallel loops do.  Numba's overload calls
+    it through a ctypes pointer, and a function that holds one cannot be cached on disk
+    (seen: train_steps compiled anew in every process)."""
+    if not isinstance(n, types.Integer):
+        return None
+    _launch_threads()            # registers the symbol
+
+    def codegen(context, builder, signature, args):
+        # declared as Numba's parallel loops declare them (one module may hold both)
+        i64 = ir.IntType(64)
+        get = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, []), "get_parallel_chunksize")
+        put = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i64]),
+                                             "set_parallel_chunksize")
+        before = builder.call(get, [])
+        builder.call(put, [context.cast(builder, args[0], signature.args[0], types.int64)])
+        return before
+
+    return types.int64(n), codegen
+
 
 assert MR == 6 and NR_VECS == 2, "the micro-kernel below is written out for 6 x 2 vectors"
 
