@@ -35,7 +35,8 @@ from fastbp.kernels import gemm as G  # noqa: E402
 from fastbp.kernels import loss as L  # noqa: E402
 from fastbp.kernels import optim as O  # noqa: E402
 from fastbp.kernels import python_callable  # noqa: E402
-from fastbp.kernels.gemm import A_PANEL, AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, TRANSPOSED  # noqa: E402
+from fastbp.kernels.gemm import (A_PANEL, AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_PACKED_A_SUMS,  # noqa: E402
+                                 TRANSPOSED)
 from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
 from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
@@ -86,16 +87,22 @@ def main():
             dw = np.empty((n_out, n_in), dt)
             db = np.empty(n_out, dt)
             dx = np.empty((b, n_in), dt)
-            pa, pb = (np.empty(size, dt) for size in _packed_sizes([n_in, n_out], b, dt.itemsize))
+            # pa also takes dx^T packed (the dx product's epilogue), the layer below's dz^T
+            pa, pb = (np.empty(size, dt) for size in _packed_sizes([n_out, n_in, n_out], b, dt.itemsize))
             nr = panel_width(pb)
             flops = 2.0 * b * n_in * n_out
-            # Each product packs its operand B (and A when transposed) first; "packing" times that.
+            # Each product packs its operand B first, and the top layer's dW its dz^T; "packing"
+            # times that.  Below the top, dz^T was packed by the dx product above (as in a step).
+            top = l == len(sizes) - 2
+            if not top:
+                pa[:] = rng.standard_normal(pa.size).astype(dt)
             tests = [
                 ("forward (bias+sigmoid)",
                  lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, z, EPI_BIAS_ACT, A.SIGMOID, ALL, ALL), flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
-                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, EPI_A_SUMS, 0, ALL, ALL), flops),
-                ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa), pack(x, AS_IS, nr, pb)), 0),
+                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw,
+                                                 EPI_A_SUMS if top else EPI_PACKED_A_SUMS, 0, ALL, ALL), flops),
+                ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None, pack(x, AS_IS, nr, pb)), 0),
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",

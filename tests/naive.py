@@ -88,3 +88,12 @@ def adam_step(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0):
     m_hat_scale = lr / (1 - beta1 ** t)
     denom = np.sqrt(v) / np.sqrt(1 - beta2 ** t) + eps
     return p - m_hat_scale * m / denom, m, v
+
+
+def pack_panels(s, w):
+    """S (k x n) cut into panels of w columns, zero past column n, each stored row by
+    row, one after another: out[(jp * k + p) * w + r] = S[p, jp * w + r] (kernels/gemm.py)."""
+    k, n = s.shape
+    padded = np.zeros((k, -(-n // w) * w), s.dtype)
+    padded[:, :n] = s
+    return padded.reshape(k, -1, w).transpose(1, 0, 2).ravel()

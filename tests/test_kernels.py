@@ -10,7 +10,7 @@ from fastbp.kernels import gemm as G
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
 from fastbp.kernels import python_callable
-from fastbp.kernels.gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, TRANSPOSED
+from fastbp.kernels.gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, EPI_PACKED_A_SUMS, TRANSPOSED
 
 # The kernels, compiled so that the tests can call them from Python (fastbp/kernels/__init__.py)
 gemm, pack = python_callable(G.gemm), python_callable(G.pack)
@@ -40,9 +40,10 @@ def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act, a_rows=NO_ROWS, b_rows
     """gemm with packing buffers of exactly the documented sizes (so an overrun shows)."""
     m, n = c.shape
     k = a.shape[0] if a_t else a.shape[1]
-    pa = np.empty(packed_size(m, k, MR) if a_t else 0, c.dtype)
+    pa = np.empty(packed_size(m, k, MR) if a_t else packed_size(n, m, MR) if epilogue == EPI_DACT else 0, c.dtype)
     pb = np.empty(packed_size(n, k, panel_width(c)), c.dtype)
     gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows)
+    return pa
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -103,10 +104,21 @@ def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     w = rng.standard_normal((k, n)).astype(dtype)       # W as stored, (n_out, n_in)
     a_prev = naive.activate(rng.standard_normal((m, n)), act).astype(dtype)
     out = np.empty((m, n), dtype)
-    _product(dz, AS_IS, w, AS_IS, out, out[0], a_prev, EPI_DACT, A.CODES[act])
+    pa = _product(dz, AS_IS, w, AS_IS, out, out[0], a_prev, EPI_DACT, A.CODES[act])
     ref = (dz.astype(np.float64) @ w.astype(np.float64)) * naive.derivative_from_output(
         a_prev.astype(np.float64), act)
     _close(out, ref, dtype, scale=np.sqrt(k) * 3)
+    # ... and out^T packed into pa, as the weight gradient below it reads dz^T: that
+    # product (EPI_PACKED_A_SUMS) gives what it gives when it packs dz^T itself.
+    np.testing.assert_array_equal(pa, naive.pack_panels(out, MR))
+    a_in = rng.standard_normal((m, 5)).astype(dtype)
+    dw, db = np.full((n, 5), np.nan, dtype), np.full(n, np.nan, dtype)
+    dw_ref, db_ref = np.full((n, 5), np.nan, dtype), np.full(n, np.nan, dtype)
+    pb = np.empty(packed_size(5, m, panel_width(dw)), dtype)
+    gemm(out, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, EPI_PACKED_A_SUMS, 0, NO_ROWS, NO_ROWS)
+    _product(out, TRANSPOSED, a_in, AS_IS, dw_ref, db_ref, dw_ref, EPI_A_SUMS, 0)
+    np.testing.assert_array_equal(dw, dw_ref)
+    np.testing.assert_array_equal(db, db_ref)
 
 
 def test_sigmoid_is_stable_for_large_inputs():
@@ -131,10 +143,7 @@ def test_packing_helpers(dtype, m, n, rng):
             k, cols = S.shape
             dst = np.full(packed_size(cols, k, w), np.nan, dtype)
             pack(src, transposed, w, dst)
-            padded = np.zeros((k, -(-cols // w) * w), dtype)
-            padded[:, :cols] = S
-            ref = padded.reshape(k, -1, w).transpose(1, 0, 2).ravel()    # [panel][p][r]
-            np.testing.assert_array_equal(dst, ref)
+            np.testing.assert_array_equal(dst, naive.pack_panels(S, w))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

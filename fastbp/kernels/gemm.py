@@ -37,9 +37,12 @@ from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, v
 # passed to another compiled function as a literal, and compiled the product once per code.
 EPI_NONE = np.int64(0)      # c = a b
 EPI_BIAS_ACT = np.int64(1)  # c = f(a b + bias)          forward of a dense layer
-EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev)
+EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev),
+                            #                             and pa = c^T packed (see gemm)
 EPI_A_SUMS = np.int64(3)    # c = a b, bias = row sums of a   weight gradient and bias gradient: dW = dz^T a_in,
                             #                                 db = sum over the batch of dz
+EPI_PACKED_A_SUMS = np.int64(4)  # the same, op(A) = a^T already packed in pa by the EPI_DACT product
+                                 # that computed a
 # How an operand is stored (NumPy booleans for the same reason).
 AS_IS = np.bool_(False)
 TRANSPOSED = np.bool_(True)
@@ -142,20 +145,28 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums, rows):
         for p in range(k):
             for r in range(nj, w):
                 out[p * w + r] = zero
+    if sums.shape[0] > 0:        # (panels of A: w = MR = 6)
+        _panel_sums(out, k, j0, nj, sums)
+
+
+@jit(**_LEAF)
+def _panel_sums(out, k, j0, nj, sums):
+    """sums[j0 + r] = sum over p, in order, of out[p*MR + r], r < nj: the row sums of op(A)
+    from its packed panel (the bias gradient db = sum over the batch of dz)."""
     # Six named sums side by side, not a loop over r with the sum inside: LLVM vectorised
     # that strided reduction into 500 instructions, 10 % of all the code it compiled.
-    if sums.shape[0] > 0:        # (panels of A: w = MR = 6)
-        s0 = s1 = s2 = s3 = s4 = s5 = zero
-        for p in range(k):
-            q = p * MR
-            s0 += out[q]
-            s1 += out[q + 1]
-            s2 += out[q + 2]
-            s3 += out[q + 3]
-            s4 += out[q + 4]
-            s5 += out[q + 5]
-        for r in range(nj):
-            sums[j0 + r] = (s0, s1, s2, s3, s4, s5)[r]
+    zero = out.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = zero
+    for p in range(k):
+        q = p * MR
+        s0 += out[q]
+        s1 += out[q + 1]
+        s2 += out[q + 2]
+        s3 += out[q + 3]
+        s4 += out[q + 4]
+        s5 += out[q + 5]
+    for r in range(nj):
+        sums[j0 + r] = (s0, s1, s2, s3, s4, s5)[r]
 
 
 @jit(parallel=True, **_JIT)
@@ -253,7 +264,7 @@ def _micro(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, mr, nr, 
 
 
 @jit(**_LEAF)
-def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
+def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
     """The tile's finishing pass while it is still in cache.  Row views starting at 0 and
     the activation branch taken outside the inner loop let LLVM vectorise each loop; one
     loop per activation code (identity, sigmoid, tanh, ReLU), each with its function
@@ -289,10 +300,33 @@ def _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1):
             else:                                                              # ReLU
                 for j in range(row.shape[0]):
                     row[j] = row[j] * derivative(a[j], RELU, one)
+    if epilogue == EPI_DACT and pa.shape[0] > 0:
+        # dz_prev^T packed for the weight gradient that comes next (EPI_PACKED_A_SUMS), from
+        # the tile in cache: pa[(j // MR * m + i) * MR + j % MR] = c[i, j], panels of MR
+        # columns, zero past column n (written by the tiles that end at n).  A panel that
+        # straddles two tiles gets its columns from each.
+        m, n = c.shape
+        v = lanes(c)
+        for q in range(j0 // MR, (j1 + MR - 1) // MR):
+            j = q * MR
+            o = q * m * MR - j                   # pa[o + i*MR + j + r] = c[i, j + r]
+            r0 = max(j0 - j, 0)
+            r1 = min(j1 - j, MR)
+            # A whole row of the panel is a vector of c (two in float64) stored at once:
+            # the 2 values past it land in the next row's place, written right after, so
+            # the tile's last row (whose next row is another tile's) is copied value by
+            # value, as are panels shared with another tile.
+            i_vec = i1 - 1 if r0 == 0 and r1 == MR else i0
+            for i in range(i0, i_vec):
+                for h in range(0, MR, v):
+                    vstore(pa, o + i * MR + j + h, vload(c, i * n + j + h))
+            for i in range(i_vec, i1):
+                for r in range(r0, MR if j1 == n else r1):
+                    sstore(pa, o + i * MR + j + r, sload(c, i * n + j + r) if r < r1 else one - one)
 
 
 @jit(**_LEAF)
-def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
+def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
     run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
     the rows of A (read once from memory) rather than each reading all of A."""
@@ -344,14 +378,17 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, bias, ref, epilogue, act
         for i in range(i0, i1):
             for j in range(j0, j1):
                 c[i, j] = 0
-    _epilogue(c, bias, ref, epilogue, act, i0, i1, j0, j1)
+    _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1)
 
 
 @jit(**_LEAF)
-def _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, t):
-    """Packing task t: panel t of op(A) when t < n_pa, else panel pb0 + t - n_pa of op(B).
-    (One call of _pack_panel, not one per operand: each call site was another copy of
-    the packing code for LLVM to compile.)"""
+def _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t):
+    """Packing task t: panel t of op(A) when t < n_pa (when a_packed, already in pa: only
+    its sums), else panel pb0 + t - n_pa of op(B).  (One call of _pack_panel, not one per
+    operand: each call site was another copy of the packing code for LLVM to compile.)"""
+    if t < n_pa and a_packed:
+        _panel_sums(pa[t * k * MR:(t + 1) * k * MR], k, t * MR, min(MR, m - t * MR), sums)
+        return
     if t < n_pa:                 # op(A)^T = a, stored (k, m): panels of MR columns of a
         src, transposed, cols, w, dst, jp, s, rows = a, AS_IS, m, A_PANEL, pa, t, sums, b_rows[:0]
     else:
@@ -368,9 +405,13 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
     used as stored: op(a) = a[a_rows], op(b) = b[b_rows] (the minibatch's rows of x,
     read where they are: no gathered copy).  pb receives op(b) packed,
     packed_size(n, k, panel_width(c)) elements at least (only its ragged last panel when
-    b is read in place), and pa op(a) when a_t, packed_size(m, k, MR) elements.  bias (n,) is read by EPI_BIAS_ACT, ref (m, n) by
-    EPI_DACT; EPI_A_SUMS (a_t only) writes bias (m,) = the row sums of op(a); pass any
-    array otherwise.
+    b is read in place), and pa op(a) when a_t, packed_size(m, k, MR) elements.
+
+    bias (n,) is read by EPI_BIAS_ACT, ref (m, n) by EPI_DACT.  EPI_A_SUMS and
+    EPI_PACKED_A_SUMS (a_t only) write bias (m,) = the row sums of op(a); pass any array
+    otherwise.  EPI_DACT also writes c^T packed as op(A) of the next product (the
+    weight gradient of the layer below) into pa, when pa has packed_size(n, m, MR)
+    elements: that product, with EPI_PACKED_A_SUMS, packs nothing of a.
 
     Two phases of one parallel loop (one parallel kernel for Numba to build): the
     packing tasks, one per panel, then the tiles of c.
@@ -388,7 +429,9 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
         k = a.shape[1]
         a_in = a.reshape(a.size)
         n_pa = 0
-    sums = bias[:m] if epilogue == EPI_A_SUMS else bias[:0]
+    sums = bias[:m] if epilogue == EPI_A_SUMS or epilogue == EPI_PACKED_A_SUMS else bias[:0]
+    a_packed = epilogue == EPI_PACKED_A_SUMS
+    pa_out = pa if epilogue == EPI_DACT and pa.shape[0] >= packed_size(n, m, MR) else pa[:0]
     # op(B) = b is read in place when at most two slivers of A use each of its panels
     # (the output layer's dW, m = classes): packing would be a full extra pass over b
     # for little reuse.  With more slivers the packed panel, contiguous and in L1, is
@@ -418,14 +461,15 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
         if serial:
             for t in range(n_tasks):
                 if phase == 0:
-                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, t)
+                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t)
                 else:
-                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt)
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act, t,
+                          n_it, n_jt)
         else:
             for t in prange(n_tasks):
                 if phase == 0:
-                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, np.int64(t))
+                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, np.int64(t))
                 else:
-                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pb, c, k, bias, ref, epilogue, act, np.int64(t),
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act, np.int64(t),
                           n_it, n_jt)
     set_parallel_chunksize(before)

@@ -12,7 +12,9 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
           minibatch x[idx], is never copied: the products that use it read the rows of x
           through idx (gemm's a_rows / b_rows).
     dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
-    pa, pb: the operands of a matrix product, packed into panels (gemm.py)
+    pa, pb: the operands of a matrix product, packed into panels (gemm.py); pa also
+          takes dz^T, packed by the product that computes dz (EPI_DACT), to the weight
+          gradient that uses it next (EPI_PACKED_A_SUMS)
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
 import numpy as np
@@ -21,7 +23,7 @@ from numba import njit
 from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT
 from . import jit
 from .activations import IDENTITY
-from .gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, TRANSPOSED, gemm
+from .gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_PACKED_A_SUMS, TRANSPOSED, gemm
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
@@ -79,18 +81,20 @@ def backward(x, idx, params, grads, meta, ws, dz):
         n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
         dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         db = grads[b_off : b_off + n_out]
-        # dW = dz^T a_in, and db = sum over the batch of dz while dz^T is packed
+        # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
+        # the top layer (dz from the loss), by the product that computed dz below it
+        epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
         if l == 0:                   # a_0 = x[idx], read in place
-            gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, EPI_A_SUMS, NO_ACT, all_rows, idx)
+            gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, epi, NO_ACT, all_rows, idx)
         else:
             off = _act_offset(meta, l, b)
             a_in = acts[off : off + b * n_in].reshape((b, n_in))
-            gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, EPI_A_SUMS, NO_ACT, all_rows, all_rows)
+            gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, epi, NO_ACT, all_rows, all_rows)
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
             gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, a_in, EPI_DACT, meta[l - 1, 4],
-                 all_rows, all_rows)  # dz_prev = (dz W) f'(a_in)
+                 all_rows, all_rows)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
             dz = dz_prev
             dz_in_a = not dz_in_a
 
