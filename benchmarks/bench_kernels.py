@@ -68,15 +68,18 @@ class _Minibatch(common.ThreadsPinned):
         self.state = self.optimizer.bind(model.params)
         self.hyper = np.zeros(optim.HYPER_SIZE, dtype=np.float64)
         self.optimizer.next_hyper(self.hyper)
+        # forward and backward take x[idx] packed for dW_0 (the workspace's px, which the
+        # forward pass writes and dW_0 reads) where the workspace has one
+        self.kept = (self.ws[5],) if len(self.ws) > 5 else ()
         # forward + loss once, keeping dz = dL/dz of the last layer for backward
-        z = step.forward(self.x, self.idx, self.params_, self.meta, self.ws)
+        z = step.forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept)
         self.z = z
         self.dz = self.ws[1][: batch * z.shape[1]].reshape((batch, z.shape[1]))
         loss.output_loss(z, self.y, self.idx, self.dz, self.stats, self.code)
         self.dz0 = self.dz.copy()
         # backward takes the minibatch's rows too since a_0 may be read from x in place
-        self.rows = (self.x, self.idx) if step.backward.py_func.__code__.co_argcount == 7 else ()
-        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz)  # warm
+        self.rows = (self.x, self.idx) if step.backward.py_func.__code__.co_argcount >= 7 else ()
+        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept)  # warm
         self.dz[...] = self.dz0
 
 
@@ -86,7 +89,7 @@ class StepKernels(_Minibatch):
     version = 1
 
     def time_forward(self, config, dtype):
-        self.k[3].forward(self.x, self.idx, self.params_, self.meta, self.ws)
+        self.k[3].forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept)
 
     def time_loss(self, config, dtype):
         # softmax is applied to z in place; repeated calls stay finite (inputs in [0, 1])
@@ -96,7 +99,7 @@ class StepKernels(_Minibatch):
         # backward overwrites the buffer dz lives in (ping-pong deltas): restore it first,
         # a (batch x 10) copy, so every call sees the same, realistic input
         self.dz[...] = self.dz0
-        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz)
+        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept)
 
     def time_train_step(self, config, dtype):
         self.k[3].train_step(self.x, self.y, self.idx, self.params_, self.grads, self.state,

@@ -185,7 +185,11 @@ class MLP:
             pa, pb = _packed_sizes(s, b_max, np.dtype(self.dtype).itemsize)
             e = lambda n: np.empty(max(n, 1), dtype=self.dtype)  # noqa: E731
             # (acts: the layers' outputs a_1 ... a_L; a_0 is read from X in place, kernels/step.py)
-            buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb))
+            # (px: x[idx] packed for dW_0, written by layer 0's forward; size of the training
+            # step's, kernels/step.py _kept_x)
+            nr = NR_VECS * VEC_BYTES // np.dtype(self.dtype).itemsize
+            px = -(-s[0] // nr) * nr * b_max
+            buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb), e(px))
             ws = (buffers, np.empty((2, b_max), dtype=np.float64))
             self._workspaces[b_max] = ws
         return ws

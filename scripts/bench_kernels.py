@@ -35,8 +35,8 @@ from fastbp.kernels import gemm as G  # noqa: E402
 from fastbp.kernels import loss as L  # noqa: E402
 from fastbp.kernels import optim as O  # noqa: E402
 from fastbp.kernels import python_callable  # noqa: E402
-from fastbp.kernels.gemm import (A_PANEL, AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_PACKED_A_SUMS,  # noqa: E402
-                                 TRANSPOSED)
+from fastbp.kernels.gemm import (A_PANEL, AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT,  # noqa: E402
+                                 EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS, TRANSPOSED)
 from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
 from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
@@ -93,16 +93,22 @@ def main():
             flops = 2.0 * b * n_in * n_out
             # Each product packs its operand B first, and the top layer's dW its dz^T; "packing"
             # times that.  Below the top, dz^T was packed by the dx product above (as in a step).
+            # Layer 0's forward packs x for its dW (which packs nothing of x, B_PACKED).
             top = l == len(sizes) - 2
             if not top:
                 pa[:] = rng.standard_normal(pa.size).astype(dt)
+            kept = np.empty(-(-n_in // nr) * nr * b, dt)
+            fwd_ref, fwd_epi = (kept.reshape(b, -1), EPI_BIAS_ACT_KEEP_A) if l == 0 else (z, EPI_BIAS_ACT)
+            dw_pb, dw_epi = (kept, B_PACKED) if l == 0 else (pb, 0)
+            dw_epi += EPI_A_SUMS if top else EPI_PACKED_A_SUMS
             tests = [
                 ("forward (bias+sigmoid)",
-                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, z, EPI_BIAS_ACT, A.SIGMOID, ALL, ALL), flops),
+                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, ALL, ALL), flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
-                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw,
-                                                 EPI_A_SUMS if top else EPI_PACKED_A_SUMS, 0, ALL, ALL), flops),
-                ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None, pack(x, AS_IS, nr, pb)), 0),
+                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL, ALL),
+                 flops),
+                ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None,
+                                                pack(x, AS_IS, nr, pb) if l > 0 else None), 0),
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",

@@ -10,7 +10,8 @@ from fastbp.kernels import gemm as G
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
 from fastbp.kernels import python_callable
-from fastbp.kernels.gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, EPI_PACKED_A_SUMS, TRANSPOSED
+from fastbp.kernels.gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_NONE,
+                                 EPI_PACKED_A_SUMS, TRANSPOSED)
 
 # The kernels, compiled so that the tests can call them from Python (fastbp/kernels/__init__.py)
 gemm, pack = python_callable(G.gemm), python_callable(G.pack)
@@ -82,6 +83,34 @@ def test_gemm_reads_picked_rows_in_place(dtype, m, n, k, rng):
     _product(a.T.copy(), TRANSPOSED, big_b, AS_IS, c, sums, c, EPI_A_SUMS, 0, b_rows=b_rows)
     _close(c, ref, dtype, scale=np.sqrt(k) * 3)
     _close(sums, a.astype(np.float64).sum(axis=1), dtype, scale=np.sqrt(k) * 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
+    """Layer 0: the forward product (EPI_BIAS_ACT_KEEP_A) packs the rows of x it reads,
+    and dW_0 (B_PACKED) uses them: the same results as without, bit for bit."""
+    big_x = rng.standard_normal((2 * m + 3, k)).astype(dtype)
+    rows = rng.integers(0, big_x.shape[0], size=m).astype(np.int64)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    nr = panel_width(big_x)
+    kept = np.full(packed_size(k, m, nr), np.nan, dtype)
+    c, c_ref = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
+    pb = np.empty(packed_size(n, k, nr), dtype)
+    gemm(big_x, AS_IS, w, TRANSPOSED, c, NO_ROWS.astype(dtype), pb, bias, kept.reshape(m, -1),
+         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, rows, NO_ROWS)
+    _product(big_x, AS_IS, w, TRANSPOSED, c_ref, bias, c_ref, EPI_BIAS_ACT, A.SIGMOID, a_rows=rows)
+    np.testing.assert_array_equal(c, c_ref)
+    np.testing.assert_array_equal(kept, naive.pack_panels(big_x[rows], nr))
+    dz = rng.standard_normal((m, n)).astype(dtype)         # dW_0 = dz^T x[rows]: (n, k), reduction over m
+    dw, db = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
+    dw_ref, db_ref = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
+    pa = np.empty(packed_size(n, m, MR), dtype)
+    gemm(dz, TRANSPOSED, big_x, AS_IS, dw, pa, kept, db, dw, EPI_A_SUMS + B_PACKED, 0, NO_ROWS, rows)
+    _product(dz, TRANSPOSED, big_x, AS_IS, dw_ref, db_ref, dw_ref, EPI_A_SUMS, 0, b_rows=rows)
+    np.testing.assert_array_equal(dw, dw_ref)
+    np.testing.assert_array_equal(db, db_ref)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -43,6 +43,10 @@ EPI_A_SUMS = np.int64(3)    # c = a b, bias = row sums of a   weight gradient an
                             #                                 db = sum over the batch of dz
 EPI_PACKED_A_SUMS = np.int64(4)  # the same, op(A) = a^T already packed in pa by the EPI_DACT product
                                  # that computed a
+EPI_BIAS_ACT_KEEP_A = np.int64(5)  # c = f(a b + bias), and op(a) packed into ref as the op(B) of the
+                                   # weight gradient to come (layer 0: dW_0 = dz_0^T x[idx])
+B_PACKED = np.int64(8)      # added to EPI_A_SUMS or EPI_PACKED_A_SUMS: op(B) already packed in pb
+                            # (by EPI_BIAS_ACT_KEEP_A)
 # How an operand is stored (NumPy booleans for the same reason).
 AS_IS = np.bool_(False)
 TRANSPOSED = np.bool_(True)
@@ -326,7 +330,7 @@ def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
 
 
 @jit(**_LEAF)
-def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt):
+def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt, keep_a):
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
     run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
     the rows of A (read once from memory) rather than each reading all of A."""
@@ -378,7 +382,31 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
         for i in range(i0, i1):
             for j in range(j0, j1):
                 c[i, j] = 0
+    if keep_a and jt == 0:       # the rows of A this tile has read, still in cache
+        _keep_rows(a, a_rows, k, ref.reshape(ref.size), m, i0, i1)
     _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1)
+
+
+@jit(**_LEAF)
+def _keep_rows(a, a_rows, k, dst, m, i0, i1):
+    """Rows i0 <= i < i1 of A (m x k; a[i*k + p], or a[a_rows[i]*k + p]) into dst packed
+    as the op(B) of a later product, panels of NR columns of A: dst[(jp*m + i)*NR + r] =
+    A[i, jp*NR + r], zero past k.  (EPI_BIAS_ACT_KEEP_A: layer 0's forward keeps x[idx]
+    for dW_0, which would otherwise pack it from x again, rows fetched from memory.)"""
+    nr = panel_width(dst)
+    v = lanes(dst)
+    mapped = a_rows.shape[0] > 0
+    for jp in range((k + nr - 1) // nr):  # a panel at a time: each written in order
+        j = jp * nr
+        for i in range(i0, i1):
+            src = (a_rows[i] if mapped else i) * k + j
+            o = (jp * m + i) * nr
+            if j + nr <= k:
+                vstore(dst, o, vload(a, src))
+                vstore(dst, o + v, vload(a, src + v))
+            else:
+                for r in range(nr):
+                    sstore(dst, o + r, sload(a, src + r) if j + r < k else dst.dtype.type(0))
 
 
 @jit(**_LEAF)
@@ -412,12 +440,19 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
     otherwise.  EPI_DACT also writes c^T packed as op(A) of the next product (the
     weight gradient of the layer below) into pa, when pa has packed_size(n, m, MR)
     elements: that product, with EPI_PACKED_A_SUMS, packs nothing of a.
+    EPI_BIAS_ACT_KEEP_A (a not transposed) also writes op(a) into ref (any shape, with
+    packed_size(k, m, panel_width(c)) elements), packed as op(B) of a product whose
+    reduction axis is op(a)'s rows: B_PACKED added to the epilogue of that product
+    (the weight gradient, with pb = that buffer) tells it op(b) is packed already.
 
     Two phases of one parallel loop (one parallel kernel for Numba to build): the
     packing tasks, one per panel, then the tiles of c.
     """
     m, n = c.shape
     nr = panel_width(c)
+    b_packed = epilogue >= B_PACKED
+    if b_packed:
+        epilogue -= B_PACKED
     if a_t:
         # A[i, p] = a[p, i]: read in place, a row of A would run down a column of a, one
         # cache line per value, so A is packed too, into panels of MR rows: A[i, p] =
@@ -432,16 +467,21 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
     sums = bias[:m] if epilogue == EPI_A_SUMS or epilogue == EPI_PACKED_A_SUMS else bias[:0]
     a_packed = epilogue == EPI_PACKED_A_SUMS
     pa_out = pa if epilogue == EPI_DACT and pa.shape[0] >= packed_size(n, m, MR) else pa[:0]
+    keep_a = epilogue == EPI_BIAS_ACT_KEEP_A and not a_t and ref.size >= packed_size(k, m, nr)
+    if epilogue == EPI_BIAS_ACT_KEEP_A:
+        epilogue = EPI_BIAS_ACT
     # op(B) = b is read in place when at most two slivers of A use each of its panels
     # (the output layer's dW, m = classes): packing would be a full extra pass over b
     # for little reuse.  With more slivers the packed panel, contiguous and in L1, is
     # faster: dW of 256 x 256 at batch 1024 took 1.1 ms packed against 1.4-1.6 ms in place.
     b_flat = b.reshape(b.size)
-    b_in_place = not b_t and m <= 2 * MR and b_rows.shape[0] == 0
+    b_in_place = not b_t and m <= 2 * MR and b_rows.shape[0] == 0 and not b_packed
     n_pb = (n + nr - 1) // nr
     pb0 = 0                      # first panel of op(B) to pack
     if b_in_place:               # only a ragged last panel
         pb0 = n_pb - 1 if n % nr != 0 else n_pb
+    elif b_packed:
+        pb0 = n_pb
     n_it = (m + MC - 1) // MC
     n_jt = (n + NC - 1) // NC
     small = 2 * m * n * k < SERIAL_FLOPS
@@ -464,12 +504,12 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
                     _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t)
                 else:
                     _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act, t,
-                          n_it, n_jt)
+                          n_it, n_jt, keep_a)
         else:
             for t in prange(n_tasks):
                 if phase == 0:
                     _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, np.int64(t))
                 else:
-                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act, np.int64(t),
-                          n_it, n_jt)
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act,
+                          np.int64(t), n_it, n_jt, keep_a)
     set_parallel_chunksize(before)

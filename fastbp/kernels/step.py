@@ -7,7 +7,7 @@ The network is described by ``meta`` (int64, one row per layer):
 
 Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
 the current batch size b, so the last, smaller minibatch needs nothing new:
-    ws = (acts, dz_a, dz_b, pa, pb)
+    ws = (acts, dz_a, dz_b, pa, pb, px)
     acts: a_1 ... a_L (b, n_l), the layers' outputs, one after another.  a_0, the
           minibatch x[idx], is never copied: the products that use it read the rows of x
           through idx (gemm's a_rows / b_rows).
@@ -15,6 +15,8 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
     pa, pb: the operands of a matrix product, packed into panels (gemm.py); pa also
           takes dz^T, packed by the product that computes dz (EPI_DACT), to the weight
           gradient that uses it next (EPI_PACKED_A_SUMS)
+    px: x[idx] packed by layer 0's forward for dW_0 (EPI_BIAS_ACT_KEEP_A), in training
+          steps (_kept_x)
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
 import numpy as np
@@ -23,7 +25,8 @@ from numba import njit
 from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT
 from . import jit
 from .activations import IDENTITY
-from .gemm import AS_IS, EPI_A_SUMS, EPI_BIAS_ACT, EPI_DACT, EPI_PACKED_A_SUMS, TRANSPOSED, gemm
+from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
+                   TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
@@ -33,6 +36,14 @@ _JIT = KERNEL_JIT
 # train_steps were seen to load the wrong machine code (a segfault in a new process).
 NO_ACT = np.int64(IDENTITY)
 NO_COUNT = np.bool_(False)
+
+
+@jit(**_JIT)
+def _kept_x(ws, meta, b):
+    """x[idx] packed for dW_0 (b rows): the view of px it takes, empty when px is too small."""
+    px = ws[5]
+    size = packed_size(meta[0, 0], b, panel_width(px))
+    return px[:size] if px.shape[0] >= size else px[:0]
 
 
 @jit(**_JIT)
@@ -47,9 +58,10 @@ def _act_offset(meta, l, b):
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
-def forward(x, idx, params, meta, ws):
+def forward(x, idx, params, meta, ws, kept):
     """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
-    last layer's z (its f is identity)."""
+    last layer's z (its f is identity).  Unless kept (_kept_x) is empty, x[idx] is also
+    packed into it, for backward's dW_0."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
     all_rows = idx[:0]               # empty: every row of the operand, in order
@@ -60,7 +72,11 @@ def forward(x, idx, params, meta, ws):
         bias = params[b_off : b_off + n_out]
         a_out = acts[off : off + b * n_out].reshape((b, n_out))
         if l == 0:                   # the rows idx of x, read in place
-            gemm(x, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, idx, all_rows)
+            if kept.shape[0] > 0:
+                gemm(x, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, kept.reshape((b, kept.shape[0] // b)),
+                     EPI_BIAS_ACT_KEEP_A, act, idx, all_rows)
+            else:
+                gemm(x, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, idx, all_rows)
         else:
             a_in = acts[off - b * n_in : off].reshape((b, n_in))
             gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, all_rows, all_rows)
@@ -70,10 +86,10 @@ def forward(x, idx, params, meta, ws):
 
 
 @njit(**INLINE_JIT)
-def backward(x, idx, params, grads, meta, ws, dz):
+def backward(x, idx, params, grads, meta, ws, dz, kept):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
-    acts, dz_a, dz_b, pa, pb = ws
+    acts, dz_a, dz_b, pa, pb = ws[0], ws[1], ws[2], ws[3], ws[4]
     b = dz.shape[0]
     all_rows = idx[:0]
     dz_in_a = True  # dz currently lives in dz_a
@@ -84,7 +100,9 @@ def backward(x, idx, params, grads, meta, ws, dz):
         # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
         # the top layer (dz from the loss), by the product that computed dz below it
         epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
-        if l == 0:                   # a_0 = x[idx], read in place
+        if l == 0 and kept.shape[0] > 0:     # a_0 = x[idx], packed by the forward pass
+            gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, kept, db, dw, epi + B_PACKED, NO_ACT, all_rows, idx)
+        elif l == 0:                 # a_0 = x[idx], read in place
             gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, epi, NO_ACT, all_rows, idx)
         else:
             off = _act_offset(meta, l, b)
@@ -130,10 +148,11 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
-        z = forward(x, idx, params, meta, ws)
+        kept = _kept_x(ws, meta, b)
+        z = forward(x, idx, params, meta, ws, kept)
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
-        backward(x, idx, params, grads, meta, ws, dz)
+        backward(x, idx, params, grads, meta, ws, dz, kept)
         if hyper[L2_WEIGHTS] != 0.0:
             hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
         update(params, grads, state, hyper)
@@ -156,7 +175,7 @@ def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
     """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
     dz_a = ws[1]
     b = idx.shape[0]
-    z = forward(x, idx, params, meta, ws)
+    z = forward(x, idx, params, meta, ws, ws[5][:0])
     dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
     return output_loss(z, y, idx, dz, stats, out_code)
 
@@ -164,7 +183,7 @@ def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
 @njit(**ENTRY_JIT)
 def predict_batch(x, idx, params, meta, out_code, ws, out):
     """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
-    z = forward(x, idx, params, meta, ws)
+    z = forward(x, idx, params, meta, ws, ws[5][:0])
     output_function(z, out_code)
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):
