@@ -38,6 +38,7 @@ from fastbp.kernels import python_callable  # noqa: E402
 from fastbp.kernels.gemm import (A_PANEL, AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT,  # noqa: E402
                                  EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS, TRANSPOSED)
 from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
+from fastbp._config import MR  # noqa: E402
 from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -107,8 +108,9 @@ def main():
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
                 ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL, ALL),
                  flops),
+                # (x packed unless layer 0's, or read in place: n_out <= 2 MR, gemm.py)
                 ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None,
-                                                pack(x, AS_IS, nr, pb) if l > 0 else None), 0),
+                                                pack(x, AS_IS, nr, pb) if l > 0 and n_out > 2 * MR else None), 0),
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",
