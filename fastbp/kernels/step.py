@@ -102,7 +102,7 @@ def backward(x, idx, params, grads, meta, ws, dz, kept):
         epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
         if l == 0 and kept.shape[0] > 0:     # a_0 = x[idx], packed by the forward pass
             gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, kept, db, dw, epi + B_PACKED, NO_ACT, all_rows, idx)
-        elif l == 0:                 # a_0 = x[idx], read in place
+        elif l == 0:                 # a_0 = x[idx], rows read through idx and packed here
             gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, epi, NO_ACT, all_rows, idx)
         else:
             off = _act_offset(meta, l, b)
