@@ -15,14 +15,24 @@ OUTPUTS = tuple(_loss.CODES)
 _EVAL_ELEMENTS = 1 << 22  # activations per evaluation chunk (16 MiB in float32)
 
 
+def _packed(n, k, w):
+    """Elements of a k x n operand packed into panels of w columns (gemm.packed_size)."""
+    return -(-n // w) * w * k
+
+
 def _packed_sizes(sizes, b, itemsize):
     """Elements of the two packing buffers of kernels/gemm.py over the products of a
     training step at batch b: op(A) = dz^T (dW) and op(B) = W^T (forward), x (dW), W (dx)."""
     nr = NR_VECS * VEC_BYTES // itemsize
     pairs = list(zip(sizes[:-1], sizes[1:]))
-    pa = max(-(-n_out // MR) * MR * b for n_in, n_out in pairs)
-    pb = max(-(-n // nr) * nr * k for n_in, n_out in pairs for n, k in [(n_out, n_in), (n_in, b), (n_in, n_out)])
+    pa = max(_packed(n_out, b, MR) for n_in, n_out in pairs)
+    pb = max(_packed(n, k, nr) for n_in, n_out in pairs for n, k in [(n_out, n_in), (n_in, b), (n_in, n_out)])
     return pa, pb
+
+
+def _kept_x_size(sizes, b, itemsize):
+    """Elements of px, x[idx] packed by layer 0's forward for dW_0 (kernels/step.py _kept_x)."""
+    return _packed(sizes[0], b, NR_VECS * VEC_BYTES // itemsize)
 
 
 class Layer:
@@ -185,10 +195,7 @@ class MLP:
             pa, pb = _packed_sizes(s, b_max, np.dtype(self.dtype).itemsize)
             e = lambda n: np.empty(max(n, 1), dtype=self.dtype)  # noqa: E731
             # (acts: the layers' outputs a_1 ... a_L; a_0 is read from X in place, kernels/step.py)
-            # (px: x[idx] packed for dW_0, written by layer 0's forward; size of the training
-            # step's, kernels/step.py _kept_x)
-            nr = NR_VECS * VEC_BYTES // np.dtype(self.dtype).itemsize
-            px = -(-s[0] // nr) * nr * b_max
+            px = _kept_x_size(s, b_max, np.dtype(self.dtype).itemsize)
             buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb), e(px))
             ws = (buffers, np.empty((2, b_max), dtype=np.float64))
             self._workspaces[b_max] = ws

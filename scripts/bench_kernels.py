@@ -39,7 +39,7 @@ from fastbp.kernels.gemm import (A_PANEL, AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_
                                  EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS, TRANSPOSED)
 from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
 from fastbp._config import MR  # noqa: E402
-from fastbp.model import _packed_sizes  # noqa: E402  (the workspace's own sizing)
+from fastbp.model import _kept_x_size, _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
@@ -98,7 +98,7 @@ def main():
             top = l == len(sizes) - 2
             if not top:
                 pa[:] = rng.standard_normal(pa.size).astype(dt)
-            kept = np.empty(-(-n_in // nr) * nr * b, dt)
+            kept = np.empty(_kept_x_size([n_in, n_out], b, dt.itemsize), dt)
             fwd_ref, fwd_epi = (kept.reshape(b, -1), EPI_BIAS_ACT_KEEP_A) if l == 0 else (z, EPI_BIAS_ACT)
             dw_pb, dw_epi = (kept, B_PACKED) if l == 0 else (pb, 0)
             dw_epi += EPI_A_SUMS if top else EPI_PACKED_A_SUMS
