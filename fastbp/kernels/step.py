@@ -71,15 +71,16 @@ def forward(x, idx, params, meta, ws, kept):
         w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         bias = params[b_off : b_off + n_out]
         a_out = acts[off : off + b * n_out].reshape((b, n_out))
-        if l == 0:                   # the rows idx of x, read in place
-            if kept.shape[0] > 0:
-                gemm(x, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, kept.reshape((b, kept.shape[0] // b)),
-                     EPI_BIAS_ACT_KEEP_A, act, idx, all_rows)
-            else:
-                gemm(x, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, idx, all_rows)
+        # layer 0 reads the rows idx of x in place (and packs them into kept, unless it is
+        # empty); the others read the whole output of the layer below
+        if l == 0:
+            a_in, rows = x, idx
         else:
-            a_in = acts[off - b * n_in : off].reshape((b, n_in))
-            gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, a_out, EPI_BIAS_ACT, act, all_rows, all_rows)
+            a_in, rows = acts[off - b * n_in : off].reshape((b, n_in)), all_rows
+        keep = l == 0 and kept.shape[0] > 0
+        ref = kept.reshape((b, kept.shape[0] // b)) if keep else a_out
+        gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, ref, EPI_BIAS_ACT_KEEP_A if keep else EPI_BIAS_ACT,
+             act, rows, all_rows)
         off += b * n_out
     n_last = meta[meta.shape[0] - 1, 1]
     return acts[off - b * n_last : off].reshape((b, n_last))
@@ -100,14 +101,16 @@ def backward(x, idx, params, grads, meta, ws, dz, kept):
         # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
         # the top layer (dz from the loss), by the product that computed dz below it
         epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
-        if l == 0 and kept.shape[0] > 0:     # a_0 = x[idx], packed by the forward pass
-            gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, kept, db, dw, epi + B_PACKED, NO_ACT, all_rows, idx)
-        elif l == 0:                 # a_0 = x[idx], rows read through idx and packed here
-            gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, pb, db, dw, epi, NO_ACT, all_rows, idx)
+        # a_0 = x[idx]: packed by the forward pass (kept), or else read through idx and packed here
+        if l == 0:
+            a_in, rows = x, idx
         else:
             off = _act_offset(meta, l, b)
-            a_in = acts[off : off + b * n_in].reshape((b, n_in))
-            gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, epi, NO_ACT, all_rows, all_rows)
+            a_in, rows = acts[off : off + b * n_in].reshape((b, n_in)), all_rows
+        keep = l == 0 and kept.shape[0] > 0
+        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, kept if keep else pb, db, dw, epi + B_PACKED if keep else epi,
+             NO_ACT, all_rows, rows)
+        if l > 0:
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
