@@ -7,7 +7,10 @@ peer importable here: NumPy by hand (BLAS products, the same math), PyTorch (CPU
 (jit-compiled step) and scikit-learn's MLPClassifier (solver sgd).  Warm-up epochs are
 excluded; repetitions are interleaved (each round runs every framework once) so slow
 minutes hit everyone alike.  Prints the median samples/s, achieved GFLOP/s, the share of
-the machine's GEMM roof (measured in the same run) and fastbp's ratio to each peer.
+the machine's GEMM roof and fastbp's ratio to each peer.  The roof (OpenBLAS's product of
+two 1024 x 1024 matrices) is measured in every round too, before the frameworks run, and
+each configuration's share is of the median roof of its own rounds: on a shared machine
+one measurement at the start said more about that moment than about the machine.
 
     python scripts/bench_compare.py --configs S,M,MB,L,XL --dtype float32 --threads 2 --repeat 5
 """
@@ -188,7 +191,11 @@ PEERS = {"numpy": (make_numpy, None), "torch": (make_torch, "torch"), "jax": (ma
          "sklearn": (make_sklearn, "sklearn")}
 
 
-def gemm_roof(dtype, repeat=5, n=1024):
+ROOF_N = 1024      # the roof: OpenBLAS's product of two ROOF_N x ROOF_N matrices, GFLOP/s,
+ROOF_REPEAT = 3    # median of ROOF_REPEAT products after one unmeasured
+
+
+def gemm_roof(dtype, repeat=ROOF_REPEAT, n=ROOF_N):
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     b = a.copy()
     a @ b
@@ -216,9 +223,9 @@ def main():
         names.append(peer)
     if skipped:
         print(f"skipped (not installed): {', '.join(skipped)}")
-    roof = gemm_roof(args.dtype)
-    print(f"fastbp {fastbp.__version__}, dtype {args.dtype}, threads {args.threads}, repeat "
-          f"{args.repeat}; GEMM roof (OpenBLAS {args.dtype} 1024^3, median of 5): {roof:.1f} GFLOP/s")
+    print(f"fastbp {fastbp.__version__}, dtype {args.dtype}, threads {args.threads}, repeat {args.repeat}; "
+          f"GEMM roof: OpenBLAS {args.dtype} {ROOF_N}^3 in every round (median of {ROOF_REPEAT}), "
+          f"each configuration's median of its rounds")
     rows = []
     for cfg in args.configs.split(","):
         sizes, batch, n = CONFIGS[cfg]
@@ -235,7 +242,10 @@ def main():
                 print(f"  {cfg}: {name} failed: {exc!r}")
                 runners.pop(name, None)
         times = {name: [] for name in runners}
+        roofs = []
         for _ in range(args.repeat):
+            time.sleep(0.2)
+            roofs.append(gemm_roof(args.dtype))
             for name, run in runners.items():
                 time.sleep(0.2)  # let the previous framework's spinning worker threads park
                 t = time.perf_counter()
@@ -244,16 +254,17 @@ def main():
         fps = flops_per_sample(sizes)
         rate = {name: n / np.median(ts) for name, ts in times.items()}
         best_peer = max((r for nm, r in rate.items() if nm != "fastbp"), default=None)
+        roof = float(np.median(roofs))
         for name in runners:
             gflops = rate[name] * fps / 1e9
-            rows.append((cfg, name, rate[name], gflops, 100 * gflops / roof,
+            rows.append((cfg, name, rate[name], gflops, roof, 100 * gflops / roof,
                          rate["fastbp"] / rate[name] if name != "fastbp" else None,
                          rate["fastbp"] / best_peer if name == "fastbp" and best_peer else None,
                          min(times[name]), max(times[name])))
-    print(f"{'config':6} {'framework':9} {'samples/s':>11} {'GFLOP/s':>8} {'% roof':>7} "
+    print(f"{'config':6} {'framework':9} {'samples/s':>11} {'GFLOP/s':>8} {'roof':>6} {'% roof':>7} "
           f"{'fastbp/this':>11} {'fastbp/best':>11}  {'epoch s min..max':>17}")
-    for cfg, name, r, g, pct, ratio, best, tmin, tmax in rows:
-        print(f"{cfg:6} {name:9} {r:11,.0f} {g:8.1f} {pct:6.1f}% "
+    for cfg, name, r, g, roof, pct, ratio, best, tmin, tmax in rows:
+        print(f"{cfg:6} {name:9} {r:11,.0f} {g:8.1f} {roof:6.1f} {pct:6.1f}% "
               f"{'' if ratio is None else f'{ratio:10.2f}x':>11} {'' if best is None else f'{best:10.2f}x':>11}"
               f"  {tmin:7.3f}..{tmax:7.3f}")
     if limit is not None:

@@ -102,3 +102,23 @@ def test_compare_script_runs(monkeypatch, capsys):
                                        "--data", "wine,diabetes"], monkeypatch)
     out = capsys.readouterr().out
     assert "wine" in out and "diabetes" in out and "speed-up" in out
+
+
+def test_bench_compare_measures_the_roof_in_every_configuration(monkeypatch, capsys):
+    """The share of the roof is of the roof measured among that configuration's own rounds."""
+    threads = fastbp.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            _run_script("bench_compare.py", ["--configs", "S", "--repeat", "2", "--peers", "numpy",
+                                             "--threads", "1"], monkeypatch)
+    finally:
+        fastbp.set_num_threads(threads)
+    assert not exit_.value.code
+    out = capsys.readouterr().out
+    assert "in every round" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("S ")]
+    assert [r[1] for r in rows] == ["fastbp", "numpy"]
+    for row in rows:
+        gflops, roof, pct = float(row[3]), float(row[4]), float(row[5].rstrip("%"))
+        assert roof > 0 and pct == pytest.approx(100 * gflops / roof, abs=0.1)
+    assert rows[0][6].endswith("x") and rows[1][6].endswith("x")   # fastbp/best, fastbp/this
