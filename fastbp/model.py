@@ -31,7 +31,7 @@ def _packed_sizes(sizes, b, itemsize):
 
 
 def _kept_x_size(sizes, b, itemsize):
-    """Elements of px, x[idx] packed by layer 0's forward for dW_0 (kernels/step.py _kept_x)."""
+    """Elements of px, x[idx] packed by layer 0's forward for dW_0 (kernels/step.py train_steps)."""
     return _packed(sizes[0], b, NR_VECS * VEC_BYTES // itemsize)
 
 

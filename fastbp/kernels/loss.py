@@ -94,22 +94,18 @@ def _elementwise_row(z, y, idx, dz, stats, r, b, code):
 def output_loss(z, y, idx, dz, stats, code):
     """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
     b = z.shape[0]
-    for r in range(b):
-        _output_row(z, y, idx, dz, stats, np.int64(r), b, code)
+    if code == SOFTMAX_XENT:
+        for r in range(b):
+            _softmax_row(z, y, idx, dz, stats, np.int64(r), b)
+    else:
+        for r in range(b):
+            _elementwise_row(z, y, idx, dz, stats, np.int64(r), b, code)
     loss = 0.0
     hits = 0.0
     for r in range(b):
         loss += stats[0, r]
         hits += stats[1, r]
     return loss, hits
-
-
-@jit(**_LEAF)
-def _output_row(z, y, idx, dz, stats, r, b, code):
-    if code == SOFTMAX_XENT:
-        _softmax_row(z, y, idx, dz, stats, r, b)
-    else:
-        _elementwise_row(z, y, idx, dz, stats, r, b, code)
 
 
 @jit(**_LEAF)

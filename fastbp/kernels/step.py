@@ -16,7 +16,7 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
           takes dz^T, packed by the product that computes dz (EPI_DACT), to the weight
           gradient that uses it next (EPI_PACKED_A_SUMS)
     px: x[idx] packed by layer 0's forward for dW_0 (EPI_BIAS_ACT_KEEP_A), in training
-          steps (_kept_x)
+          steps (train_steps)
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
 import numpy as np
@@ -38,29 +38,12 @@ NO_ACT = np.int64(IDENTITY)
 NO_COUNT = np.bool_(False)
 
 
-@jit(**_JIT)
-def _kept_x(ws, meta, b):
-    """x[idx] packed for dW_0 (b rows): the view of px it takes, empty when px is too small."""
-    px = ws[5]
-    size = packed_size(meta[0, 0], b, panel_width(px))
-    return px[:size] if px.shape[0] >= size else px[:0]
-
-
-@jit(**_JIT)
-def _act_offset(meta, l, b):
-    """Offset in acts of a_l (l >= 1), the output of layer l - 1 and input of layer l."""
-    off = 0
-    for m in range(l - 1):
-        off += b * meta[m, 1]
-    return off
-
-
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
 def forward(x, idx, params, meta, ws, kept):
     """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
-    last layer's z (its f is identity).  Unless kept (_kept_x) is empty, x[idx] is also
+    last layer's z (its f is identity).  Unless kept (train_steps) is empty, x[idx] is also
     packed into it, for backward's dW_0."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
@@ -94,8 +77,12 @@ def backward(x, idx, params, grads, meta, ws, dz, kept):
     b = dz.shape[0]
     all_rows = idx[:0]
     dz_in_a = True  # dz currently lives in dz_a
+    off = 0         # where layer l's output ends in acts (a_1 ... a_L in order): past them all
+    for l in range(meta.shape[0]):
+        off += b * meta[l, 1]
     for l in range(meta.shape[0] - 1, -1, -1):
         n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
+        off -= b * n_out                # start of layer l's output: the end of its input
         dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
         db = grads[b_off : b_off + n_out]
         # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
@@ -105,8 +92,7 @@ def backward(x, idx, params, grads, meta, ws, dz, kept):
         if l == 0:
             a_in, rows = x, idx
         else:
-            off = _act_offset(meta, l, b)
-            a_in, rows = acts[off : off + b * n_in].reshape((b, n_in)), all_rows
+            a_in, rows = acts[off - b * n_in : off].reshape((b, n_in)), all_rows
         keep = l == 0 and kept.shape[0] > 0
         gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, kept if keep else pb, db, dw, epi + B_PACKED if keep else epi,
              NO_ACT, all_rows, rows)
@@ -151,7 +137,9 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
-        kept = _kept_x(ws, meta, b)
+        # x[idx] packed by layer 0's forward for dW_0: a view of px, empty when px is too small
+        size = packed_size(meta[0, 0], b, panel_width(ws[5]))
+        kept = ws[5][:size] if ws[5].shape[0] >= size else ws[5][:0]
         z = forward(x, idx, params, meta, ws, kept)
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
