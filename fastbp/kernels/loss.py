@@ -49,57 +49,47 @@ def _softmax_inplace(z, r):
     return m + math.log(s), best
 
 
-@jit(**_LEAF)
-def _softmax_row(z, y, idx, dz, stats, r, b):
-    one = z.dtype.type(1)
-    label = int(y[idx[r], 0])
-    zy = z[r, label]
-    lse, best = _softmax_inplace(z, r)
-    inv_b = z.dtype.type(1.0 / b)
-    for j in range(z.shape[1]):
-        dz[r, j] = (z[r, j] - (one if j == label else one - one)) * inv_b  # dL/dz = (p - onehot) / b
-    stats[0, r] = lse - zy                                                # -log p_y
-    stats[1, r] = 1.0 if best == label else 0.0
-
-
-@jit(**_LEAF)
-def _elementwise_row(z, y, idx, dz, stats, r, b, code):
-    n = z.shape[1]
-    one = z.dtype.type(1)
-    scale = z.dtype.type(1.0 / (b * n))
-    loss = 0.0
-    hits = 0.0
-    for j in range(n):
-        t = y[idx[r], j]
-        x = z[r, j]
-        if code == SIGMOID_BCE:
-            a = sigmoid(x, one)
-            # softplus(x) - t x, with softplus(x) = max(x, 0) + log1p(exp(-|x|))
-            loss += max(x, x - x) + math.log1p(math.exp(-abs(x))) - t * x
-            hits += 1.0 if (a > 0.5) == (t > 0.5) else 0.0
-            dz[r, j] = (a - t) * scale                             # dL/dz = (a - t) / (b n)
-            z[r, j] = a
-        else:
-            d = x - t
-            loss += d * d
-            dz[r, j] = (d + d) * scale                              # dL/dz = 2 (z - t) / (b n)
-    stats[0, r] = loss / n
-    stats[1, r] = hits / n
-
-
 # Serial: the output layer's O(b n_out) work is a small fraction of the product that
 # computes z (O(b n_out n_in)); a parallel loop here was another parallel kernel for Numba
-# to build on the first call (about a second) for a few microseconds a step.
+# to build on the first call (about a second) for a few microseconds a step.  The loops
+# are written out here, not in a function per loss: each compiled function costs its own
+# compile on the first call.
 @jit(**_JIT)
 def output_loss(z, y, idx, dz, stats, code):
     """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
-    b = z.shape[0]
+    b, n = z.shape
+    one = z.dtype.type(1)
     if code == SOFTMAX_XENT:
+        inv_b = z.dtype.type(1.0 / b)
         for r in range(b):
-            _softmax_row(z, y, idx, dz, stats, np.int64(r), b)
+            label = int(y[idx[r], 0])
+            zy = z[r, label]
+            lse, best = _softmax_inplace(z, np.int64(r))
+            for j in range(n):
+                dz[r, j] = (z[r, j] - (one if j == label else one - one)) * inv_b  # dL/dz = (p - onehot) / b
+            stats[0, r] = lse - zy                                                # -log p_y
+            stats[1, r] = 1.0 if best == label else 0.0
     else:
+        scale = z.dtype.type(1.0 / (b * n))
         for r in range(b):
-            _elementwise_row(z, y, idx, dz, stats, np.int64(r), b, code)
+            loss = 0.0
+            hits = 0.0
+            for j in range(n):
+                t = y[idx[r], j]
+                x = z[r, j]
+                if code == SIGMOID_BCE:
+                    a = sigmoid(x, one)
+                    # softplus(x) - t x, with softplus(x) = max(x, 0) + log1p(exp(-|x|))
+                    loss += max(x, x - x) + math.log1p(math.exp(-abs(x))) - t * x
+                    hits += 1.0 if (a > 0.5) == (t > 0.5) else 0.0
+                    dz[r, j] = (a - t) * scale                             # dL/dz = (a - t) / (b n)
+                    z[r, j] = a
+                else:
+                    d = x - t
+                    loss += d * d
+                    dz[r, j] = (d + d) * scale                              # dL/dz = 2 (z - t) / (b n)
+            stats[0, r] = loss / n
+            stats[1, r] = hits / n
     loss = 0.0
     hits = 0.0
     for r in range(b):

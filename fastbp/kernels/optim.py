@@ -13,50 +13,15 @@ import math
 
 from numba import njit
 
-from .._config import INLINE_JIT, KERNEL_JIT, LEAF_JIT
+from .._config import INLINE_JIT, KERNEL_JIT
 from . import jit
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
 HYPER_SIZE = 13
 STEPS = 10  # index of the step count in hyper
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
-_CHUNK = 4096
 
 _JIT = KERNEL_JIT
-_LEAF = LEAF_JIT
-
-
-@jit(**_LEAF)
-def _sgd_chunk(p, g, state, hyper, lo, hi):
-    t = p.dtype.type
-    lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
-    nesterov = hyper[4] != 0
-    # views starting at 0: LLVM then knows no index is negative and vectorises
-    p, g, buf = p[lo:hi], g[lo:hi], state[0, lo:hi]
-    if momentum == 0:
-        for i in range(p.shape[0]):
-            p[i] = p[i] - lr * (g[i] + wd * p[i])  # p = p - lr (g + weight_decay p)
-        return
-    for i in range(p.shape[0]):
-        d = g[i] + wd * p[i]                       # g + weight_decay * p
-        buf[i] = momentum * buf[i] + d             # buf = momentum buf + g  (buf starts at 0)
-        d = d + momentum * buf[i] if nesterov else buf[i]
-        p[i] = p[i] - lr * d                       # p = p - lr g
-
-
-@jit(**_LEAF)
-def _adam_chunk(p, g, state, hyper, lo, hi):
-    t = p.dtype.type
-    wd = t(hyper[3])
-    beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
-    step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
-    one = t(1)
-    p, g, m, v = p[lo:hi], g[lo:hi], state[0, lo:hi], state[1, lo:hi]
-    for i in range(p.shape[0]):
-        d = g[i] + wd * p[i]
-        m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
-        v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
-        p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
 
 
 @njit(**INLINE_JIT)   # also called from Python (optimizers.py)
@@ -72,14 +37,34 @@ def advance(hyper):
 # Serial: the update streams params, grads (and state) once, at memory speed, and a second
 # thread gained little: SGD over 2.1M float32 parameters (config L) took 462 us on two
 # threads against 619 us on one (0.3 % of a step), 270k (MB) 91 us either way.  The
-# parallel loop was one more parallel kernel for Numba to build on the first call.
+# parallel loop was one more parallel kernel for Numba to build on the first call.  The
+# loops are written out here rather than in a function per optimizer: each compiled
+# function costs its own compile on the first call.
 @jit(**_JIT)
 def update(params, grads, state, hyper):
-    """One optimizer step, params -= lr * (transformed) grads, element-wise in chunks."""
+    """One optimizer step, params -= lr * (transformed) grads, element by element."""
+    t = params.dtype.type
     kind = int(hyper[0])
-    for lo in range(0, params.shape[0], _CHUNK):
-        hi = min(params.shape[0], lo + _CHUNK)
-        if kind == SGD:
-            _sgd_chunk(params, grads, state, hyper, lo, hi)
-        elif kind == ADAM:
-            _adam_chunk(params, grads, state, hyper, lo, hi)
+    lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
+    p, g = params, grads
+    if kind == SGD and momentum == 0:
+        for i in range(p.shape[0]):
+            p[i] = p[i] - lr * (g[i] + wd * p[i])  # p = p - lr (g + weight_decay p)
+    elif kind == SGD:
+        nesterov = hyper[4] != 0
+        buf = state[0]
+        for i in range(p.shape[0]):
+            d = g[i] + wd * p[i]                       # g + weight_decay * p
+            buf[i] = momentum * buf[i] + d             # buf = momentum buf + g  (buf starts at 0)
+            d = d + momentum * buf[i] if nesterov else buf[i]
+            p[i] = p[i] - lr * d                       # p = p - lr g
+    elif kind == ADAM:
+        beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
+        step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
+        one = t(1)
+        m, v = state[0], state[1]
+        for i in range(p.shape[0]):
+            d = g[i] + wd * p[i]
+            m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
+            v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
+            p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
