@@ -161,8 +161,9 @@ class DenseLayerGemm(common.ThreadsPinned):
             pb = np.empty(gemm.packed_size(n_out, n_in, 16), dtype=dtype)
             args = (self.a, gemm.AS_IS, self.w, gemm.TRANSPOSED, self.c, pb[:0], pb, self.bias, self.c,
                     self.epi, self.act)
-            if gemm.gemm.py_func.__code__.co_argcount == 13:   # since the row maps a_rows, b_rows
-                args += (np.empty(0, np.int64), np.empty(0, np.int64))
+            # the row maps: a_rows and b_rows since they came in, a_rows alone since dW_0's x is
+            # packed by the forward
+            args += (np.empty(0, np.int64),) * (gemm.gemm.py_func.__code__.co_argcount - 11)
             self._call = lambda: gemm.gemm(*args)
         else:                       # older commits: dot-product kernel on W as stored
             self._call = lambda: gemm.gemm_nt(self.a, self.w, self.c, self.bias, self.c, self.epi, self.act)

@@ -47,7 +47,7 @@ from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations
 # The kernels, compiled so that this script can call them from Python (fastbp/kernels/__init__.py)
 gemm, pack, panel_width = (python_callable(k) for k in (G.gemm, G.pack, G.panel_width))
 output_loss, update = python_callable(L.output_loss), python_callable(O.update)
-ALL = np.empty(0, np.int64)   # gemm's a_rows / b_rows: every row, in order
+ALL = np.empty(0, np.int64)   # gemm's a_rows: every row, in order
 
 
 
@@ -104,9 +104,9 @@ def main():
             dw_epi += EPI_A_SUMS if top else EPI_PACKED_A_SUMS
             tests = [
                 ("forward (bias+sigmoid)",
-                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, ALL, ALL), flops),
+                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, ALL), flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
-                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL, ALL),
+                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL),
                  flops),
                 # (x packed unless layer 0's, or read in place: n_out <= 2 MR, gemm.py)
                 ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None,
@@ -114,7 +114,7 @@ def main():
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",
-                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID, ALL, ALL), flops),
+                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID, ALL), flops),
                           ("  of which packing", lambda: pack(w, AS_IS, nr, pb), 0)]
             for name, fn, f in tests:
                 t = timeit(fn, args.repeat)

@@ -102,12 +102,10 @@ def packed_size(n, k, w):
 
 # -- packing --------------------------------------------------------------------------
 @jit(**_LEAF)
-def _pack_panel(src, transposed, k, n, w, dst, jp, sums, rows):
+def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
     """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
-    src or, when transposed, src^T (src is n x k); unless rows is empty, S = src[rows]
-    (not transposed).  Unless sums is empty (then w = MR), also sums[jp*w + r] = sum
-    over p of S[p, jp*w + r], p in order, from the panel in cache."""
-    mapped = rows.shape[0] > 0
+    src or, when transposed, src^T (src is n x k).  Unless sums is empty (then w = MR),
+    also sums[jp*w + r] = sum over p of S[p, jp*w + r], p in order, from the panel in cache."""
     zero = dst.dtype.type(0)
     j0 = jp * w
     nj = min(w, n - j0)
@@ -132,17 +130,12 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums, rows):
     elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: two vectors of row p of S
         v = lanes(dst)
         for p in range(k):
-            sp = (rows[p] if mapped else p) * n + j0
+            sp = p * n + j0
             vstore(out, p * w, vload(src, sp))
             vstore(out, p * w + v, vload(src, sp + v))
-    elif nj == w and w == MR:    # row p of the panel: MR values of row p of S
-        for p in range(k):
-            sp = (rows[p] if mapped else p) * n + j0
-            for r in range(MR):
-                out[p * MR + r] = s[sp + r]
     else:                        # row p of the panel: nj values of row p of S, zeros after
         for p in range(k):
-            sp = (rows[p] if mapped else p) * n + j0
+            sp = p * n + j0
             for r in range(w):
                 out[p * w + r] = s[sp + r] if r < nj else zero
     if transposed and nj < w:    # zero padding past the last column
@@ -182,7 +175,7 @@ def pack(src, transposed, w, dst):
     else:
         k, n = src.shape
     for jp in prange((n + w - 1) // w):
-        _pack_panel(src, transposed, k, n, w, dst, np.int64(jp), dst[:0], np.empty(0, np.int64))
+        _pack_panel(src, transposed, k, n, w, dst, np.int64(jp), dst[:0])
 
 
 # -- the product ----------------------------------------------------------------------
@@ -410,7 +403,7 @@ def _keep_rows(a, a_rows, k, dst, m, i0, i1):
 
 
 @jit(**_LEAF)
-def _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t):
+def _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t):
     """Packing task t: panel t of op(A) when t < n_pa (when a_packed, already in pa: only
     its sums), else panel pb0 + t - n_pa of op(B).  (One call of _pack_panel, not one per
     operand: each call site was another copy of the packing code for LLVM to compile.)"""
@@ -418,20 +411,21 @@ def _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed
         _panel_sums(pa[t * k * MR:(t + 1) * k * MR], k, t * MR, min(MR, m - t * MR), sums)
         return
     if t < n_pa:                 # op(A)^T = a, stored (k, m): panels of MR columns of a
-        src, transposed, cols, w, dst, jp, s, rows = a, AS_IS, m, A_PANEL, pa, t, sums, b_rows[:0]
+        src, transposed, cols, w, dst, jp, s = a, AS_IS, m, A_PANEL, pa, t, sums
     else:
-        src, transposed, cols, w, dst, jp, s, rows = b, b_t, n, nr, pb, pb0 + t - n_pa, sums[:0], b_rows
-    _pack_panel(src, transposed, k, cols, w, dst, jp, s, rows)
+        src, transposed, cols, w, dst, jp, s = b, b_t, n, nr, pb, pb0 + t - n_pa, sums[:0]
+    _pack_panel(src, transposed, k, cols, w, dst, jp, s)
 
 
 @jit(parallel=True, **_JIT)
-def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
+def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows):
     """c = epilogue(op(a) op(b)), op(a) (m, k) and op(b) (k, n); c (m, n).  All C-contiguous.
 
     op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
-    (n, k)).  Unless empty, a_rows (m,) and b_rows (k,) pick the rows of an operand
-    used as stored: op(a) = a[a_rows], op(b) = b[b_rows] (the minibatch's rows of x,
-    read where they are: no gathered copy).  pb receives op(b) packed,
+    (n, k)).  Unless empty, a_rows (m,) picks the rows of a used as stored: op(a) =
+    a[a_rows] (the minibatch's rows of x, read where they are: no gathered copy; the
+    weight gradient that needs them as op(b) gets them packed by this product,
+    EPI_BIAS_ACT_KEEP_A below).  pb receives op(b) packed,
     packed_size(n, k, panel_width(c)) elements at least (only its ragged last panel when
     b is read in place), and pa op(a) when a_t, packed_size(m, k, MR) elements.
 
@@ -475,7 +469,7 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
     # for little reuse.  With more slivers the packed panel, contiguous and in L1, is
     # faster: dW of 256 x 256 at batch 1024 took 1.1 ms packed against 1.4-1.6 ms in place.
     b_flat = b.reshape(b.size)
-    b_in_place = not b_t and m <= 2 * MR and b_rows.shape[0] == 0 and not b_packed
+    b_in_place = not b_t and m <= 2 * MR and not b_packed
     n_pb = (n + nr - 1) // nr
     pb0 = 0                      # first panel of op(B) to pack
     if b_in_place:               # only a ragged last panel
@@ -501,14 +495,14 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, b_rows):
         if serial:
             for t in range(n_tasks):
                 if phase == 0:
-                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t)
+                    _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t)
                 else:
                     _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act, t,
                           n_it, n_jt, keep_a)
         else:
             for t in prange(n_tasks):
                 if phase == 0:
-                    _pack_task(a, b, b_t, b_rows, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, np.int64(t))
+                    _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, np.int64(t))
                 else:
                     _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act,
                           np.int64(t), n_it, n_jt, keep_a)

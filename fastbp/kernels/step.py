@@ -10,7 +10,7 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
     ws = (acts, dz_a, dz_b, pa, pb, px)
     acts: a_1 ... a_L (b, n_l), the layers' outputs, one after another.  a_0, the
           minibatch x[idx], is never copied: the products that use it read the rows of x
-          through idx (gemm's a_rows / b_rows).
+          through idx (gemm's a_rows), and layer 0's forward packs them into px for dW_0.
     dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
     pa, pb: the operands of a matrix product, packed into panels (gemm.py); pa also
           takes dz^T, packed by the product that computes dz (EPI_DACT), to the weight
@@ -63,7 +63,7 @@ def forward(x, idx, params, meta, ws, kept):
         keep = l == 0 and kept.shape[0] > 0
         ref = kept.reshape((b, kept.shape[0] // b)) if keep else a_out
         gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, ref, EPI_BIAS_ACT_KEEP_A if keep else EPI_BIAS_ACT,
-             act, rows, all_rows)
+             act, rows)
         off += b * n_out
     n_last = meta[meta.shape[0] - 1, 1]
     return acts[off - b * n_last : off].reshape((b, n_last))
@@ -72,7 +72,8 @@ def forward(x, idx, params, meta, ws, kept):
 @njit(**INLINE_JIT)
 def backward(x, idx, params, grads, meta, ws, dz, kept):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
-    dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in)."""
+    dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in).  kept: x[idx] as
+    forward packed it."""
     acts, dz_a, dz_b, pa, pb = ws[0], ws[1], ws[2], ws[3], ws[4]
     b = dz.shape[0]
     all_rows = idx[:0]
@@ -88,20 +89,19 @@ def backward(x, idx, params, grads, meta, ws, dz, kept):
         # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
         # the top layer (dz from the loss), by the product that computed dz below it
         epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
-        # a_0 = x[idx]: packed by the forward pass (kept), or else read through idx and packed here
+        # a_in: a_0 = x[idx], packed by the forward pass into kept (B_PACKED: nothing to pack
+        # here), or the output of the layer below, packed here into pb
         if l == 0:
-            a_in, rows = x, idx
+            a_in, b_panels, epi = x, kept, epi + B_PACKED
         else:
-            a_in, rows = acts[off - b * n_in : off].reshape((b, n_in)), all_rows
-        keep = l == 0 and kept.shape[0] > 0
-        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, kept if keep else pb, db, dw, epi + B_PACKED if keep else epi,
-             NO_ACT, all_rows, rows)
+            a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
+        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows)
         if l > 0:
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
             gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, a_in, EPI_DACT, meta[l - 1, 4],
-                 all_rows, all_rows)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
+                 all_rows)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
             dz = dz_prev
             dz_in_a = not dz_in_a
 
@@ -137,9 +137,11 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
-        # x[idx] packed by layer 0's forward for dW_0: a view of px, empty when px is too small
+        # x[idx] packed by layer 0's forward for dW_0: a view of px (model.workspace sizes it)
         size = packed_size(meta[0, 0], b, panel_width(ws[5]))
-        kept = ws[5][:size] if ws[5].shape[0] >= size else ws[5][:0]
+        if ws[5].shape[0] < size:
+            raise ValueError("workspace px is too small for the minibatch's x[idx]")
+        kept = ws[5][:size]
         z = forward(x, idx, params, meta, ws, kept)
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
