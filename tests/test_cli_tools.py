@@ -107,6 +107,11 @@ def test_compare_script_runs(monkeypatch, capsys):
 def test_bench_compare_measures_the_roof_in_every_configuration(monkeypatch, capsys):
     """The share of the roof is of the roof measured among that configuration's own rounds."""
     threads = fastbp.get_num_threads()
+    # the script fixes thread counts in the environment for the libraries it starts; here
+    # Numba's threads run already, and a different NUMBA_NUM_THREADS would break later compiles
+    import numba
+    monkeypatch.setenv("NUMBA_NUM_THREADS", str(numba.config.NUMBA_NUM_THREADS))
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     try:
         with pytest.raises(SystemExit) as exit_:
             _run_script("bench_compare.py", ["--configs", "S", "--repeat", "2", "--peers", "numpy",
