@@ -17,7 +17,9 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 # it crashes (seen: eval_batch and train_step segfaulted; numba issue #10128 is the same
 # family).  Entry points compiled with all their callees are self-contained.
 _BASE_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
-ENTRY_JIT = dict(_BASE_JIT, cache=True)
+# (Python calls the entry points through Numba's CPython wrapper; the C-callable wrapper
+# Numba also builds by default would be compiled, and never called.)
+ENTRY_JIT = dict(_BASE_JIT, cache=True, no_cfunc_wrapper=True)
 # Kernels called only from other compiled code are compiled without the wrappers that
 # let Python (or C) call them: each wrapper was lowered and compiled to machine code once
 # per kernel, 3-4 s of a cold first fit.  kernels/__init__.py's decorator makes a Python
