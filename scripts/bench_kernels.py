@@ -100,11 +100,12 @@ def main():
                 pa[:] = rng.standard_normal(pa.size).astype(dt)
             kept = np.empty(_kept_x_size([n_in, n_out], b, dt.itemsize), dt)
             fwd_ref, fwd_epi = (kept.reshape(b, -1), EPI_BIAS_ACT_KEEP_A) if l == 0 else (z, EPI_BIAS_ACT)
+            rows = np.arange(b, dtype=np.int64) if l == 0 else ALL   # layer 0 reads x[idx] (keeping it)
             dw_pb, dw_epi = (kept, B_PACKED) if l == 0 else (pb, 0)
             dw_epi += EPI_A_SUMS if top else EPI_PACKED_A_SUMS
             tests = [
                 ("forward (bias+sigmoid)",
-                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, ALL), flops),
+                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, rows), flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
                 ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL),
                  flops),

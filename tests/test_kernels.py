@@ -96,6 +96,12 @@ def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
     _product(big_x, AS_IS, w, TRANSPOSED, c_ref, bias, c_ref, EPI_BIAS_ACT, A.SIGMOID, a_rows=rows)
     np.testing.assert_array_equal(c, c_ref)
     np.testing.assert_array_equal(kept, naive.pack_panels(big_x[rows], nr))
+    # without a row map (not a training step's layer 0) it keeps nothing
+    untouched = np.full_like(kept, np.nan)
+    gemm(big_x[rows], AS_IS, w, TRANSPOSED, c, NO_ROWS.astype(dtype), pb, bias, untouched.reshape(m, -1),
+         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, NO_ROWS)
+    np.testing.assert_array_equal(c, c_ref)
+    assert np.isnan(untouched).all()
     dz = rng.standard_normal((m, n)).astype(dtype)         # dW_0 = dz^T x[rows]: (n, k), reduction over m
     dw, db = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
     dw_ref, db_ref = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)

@@ -382,17 +382,16 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
 
 @jit(**_LEAF)
 def _keep_rows(a, a_rows, k, dst, m, i0, i1):
-    """Rows i0 <= i < i1 of A (m x k; a[i*k + p], or a[a_rows[i]*k + p]) into dst packed
+    """Rows i0 <= i < i1 of A (m x k, a[a_rows[i]*k + p]: only through a row map) into dst packed
     as the op(B) of a later product, panels of NR columns of A: dst[(jp*m + i)*NR + r] =
     A[i, jp*NR + r], zero past k.  (EPI_BIAS_ACT_KEEP_A: layer 0's forward keeps x[idx]
     for dW_0, which would otherwise pack it from x again, rows fetched from memory.)"""
     nr = panel_width(dst)
     v = lanes(dst)
-    mapped = a_rows.shape[0] > 0
     for jp in range((k + nr - 1) // nr):  # a panel at a time: each written in order
         j = jp * nr
         for i in range(i0, i1):
-            src = (a_rows[i] if mapped else i) * k + j
+            src = a_rows[i] * k + j
             o = (jp * m + i) * nr
             if j + nr <= k:
                 vstore(dst, o, vload(a, src))
@@ -434,8 +433,9 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows):
     otherwise.  EPI_DACT also writes c^T packed as op(A) of the next product (the
     weight gradient of the layer below) into pa, when pa has packed_size(n, m, MR)
     elements: that product, with EPI_PACKED_A_SUMS, packs nothing of a.
-    EPI_BIAS_ACT_KEEP_A (a not transposed) also writes op(a) into ref (any shape, with
-    packed_size(k, m, panel_width(c)) elements), packed as op(B) of a product whose
+    EPI_BIAS_ACT_KEEP_A (a not transposed, read through a_rows: without them it keeps
+    nothing) also writes op(a) into ref (any shape, with packed_size(k, m,
+    panel_width(c)) elements), packed as op(B) of a product whose
     reduction axis is op(a)'s rows: B_PACKED added to the epilogue of that product
     (the weight gradient, with pb = that buffer) tells it op(b) is packed already.
 
@@ -461,7 +461,8 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows):
     sums = bias[:m] if epilogue == EPI_A_SUMS or epilogue == EPI_PACKED_A_SUMS else bias[:0]
     a_packed = epilogue == EPI_PACKED_A_SUMS
     pa_out = pa if epilogue == EPI_DACT and pa.shape[0] >= packed_size(n, m, MR) else pa[:0]
-    keep_a = epilogue == EPI_BIAS_ACT_KEEP_A and not a_t and ref.size >= packed_size(k, m, nr)
+    keep_a = (epilogue == EPI_BIAS_ACT_KEEP_A and not a_t and a_rows.shape[0] == m
+              and ref.size >= packed_size(k, m, nr))
     if epilogue == EPI_BIAS_ACT_KEEP_A:
         epilogue = EPI_BIAS_ACT
     # op(B) = b is read in place when at most two slivers of A use each of its panels
