@@ -22,11 +22,13 @@ def _packed(n, k, w):
 
 def _packed_sizes(sizes, b, itemsize):
     """Elements of the two packing buffers of kernels/gemm.py over the products of a
-    training step at batch b: op(A) = dz^T (dW) and op(B) = W^T (forward), x (dW), W (dx)."""
+    training step at batch b: op(A) = dz^T (dW) and op(B) = W^T (forward), a_in (dW), W
+    (dx).  Layer 0's a_in, x[idx], is packed into px instead (_kept_x_size)."""
     nr = NR_VECS * VEC_BYTES // itemsize
     pairs = list(zip(sizes[:-1], sizes[1:]))
     pa = max(_packed(n_out, b, MR) for n_in, n_out in pairs)
-    pb = max(_packed(n, k, nr) for n_in, n_out in pairs for n, k in [(n_out, n_in), (n_in, b), (n_in, n_out)])
+    pb = max(_packed(n, k, nr) for l, (n_in, n_out) in enumerate(pairs)
+             for n, k in [(n_out, n_in), (n_in, b) if l > 0 else (0, 0), (n_in, n_out)])
     return pa, pb
 
 
