@@ -40,6 +40,8 @@ LEAF_JIT = dict(KERNEL_JIT, _nrt=False)
 # Bytes in one SIMD vector (kernels/simd.py): 32, AVX2's 256 bits, 8 float32 or 4 float64.
 # (LLVM splits wider vectors on AVX2, and prefers 256-bit ones on AVX-512 machines too.)
 VEC_BYTES = 32
+# Where the buffers the kernels stream through start (_memory.py): on a cache-line boundary.
+ALIGN_BYTES = 64
 # Micro-kernel (kernels/gemm.py): an MR x NR block of C in MR * NR_VECS vector registers,
 # NR = NR_VECS vectors wide (16 float32 or 8 float64 columns).  6 x 2 = 12 accumulators,
 # 2 vectors of B and one broadcast of A: 15 of AVX2's 16 vector registers.

@@ -5,6 +5,7 @@ import numpy as np
 
 from . import _validation as V
 from ._config import MR, NR_VECS, PREDICT_CHUNK, VEC_BYTES
+from ._memory import aligned_empty, aligned_zeros
 from ._threads import using_threads
 from .kernels import activations as _act
 from .kernels import loss as _loss
@@ -145,8 +146,8 @@ class MLP:
             meta[l] = (n_in, n_out, off, off + n_in * n_out, act)
             off += n_in * n_out + n_out
         self.meta = meta
-        self.params = np.zeros(off, dtype=self.dtype)
-        self.grads = np.zeros(off, dtype=self.dtype)
+        self.params = aligned_zeros(off, self.dtype)
+        self.grads = aligned_zeros(off, self.dtype)
         self.layers = []
         for l in range(n_layers):
             n_in, n_out, w_off, b_off, _ = meta[l]
@@ -195,11 +196,11 @@ class MLP:
             s = self.sizes
             widest_out = max(s[1:])
             pa, pb = _packed_sizes(s, b_max, np.dtype(self.dtype).itemsize)
-            e = lambda n: np.empty(max(n, 1), dtype=self.dtype)  # noqa: E731
+            e = lambda n: aligned_empty(max(n, 1), self.dtype)  # noqa: E731
             # (acts: the layers' outputs a_1 ... a_L; a_0 is read from X in place, kernels/step.py)
             px = _kept_x_size(s, b_max, np.dtype(self.dtype).itemsize)
             buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb), e(px))
-            ws = (buffers, np.empty((2, b_max), dtype=np.float64))
+            ws = (buffers, aligned_empty((2, b_max), np.float64))
             self._workspaces[b_max] = ws
         return ws
 

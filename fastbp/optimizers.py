@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from ._memory import aligned_zeros
 from .kernels import optim as _k
 
 
@@ -38,7 +39,7 @@ class Optimizer:
     def bind(self, params):
         """Create (or check) the state for a parameter buffer."""
         if self.state is None:
-            self.state = np.zeros((2, params.shape[0]), dtype=params.dtype)
+            self.state = aligned_zeros((2, params.shape[0]), params.dtype)
         elif self.state.shape[1] != params.shape[0] or self.state.dtype != params.dtype:
             raise ValueError(
                 "optimizer is already bound to a model with "
