@@ -215,13 +215,14 @@ def _store_ragged(c, off, nr, w, first, v0, v1):
 # not inlined by Numba (inline="always"): each inlined copy was type-inferred and
 # compiled again, seconds of the first call.  LLVM still inlines them where they are used.
 @jit(**_LEAF)
-def _micro(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, mr, nr, first):
+def _micro(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c):
     """c[6 rows, 2 vectors] (+)= sum over kc values of p of A[0:6, p] (outer) B[p, 0:2 vectors].
 
     A[r, p] = a[a_r + p*step] (A read in place, step 1, or a packed panel, step MR);
     B[p, :] = pb[bo + p*bs :][:2 vectors] (a packed panel, bs = NR, or op(B) read in
-    place, bs = its row length); the block of c starts at flat offset co, rows ldc
-    apart; only its mr x nr valid part is stored."""
+    place, bs = its row length).  Returns the 12 accumulators (c only gives their
+    type), for _store_block: the store code once, not in each of _micro's two
+    specialisations (see _tile)."""
     w = lanes(c)
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero(c)
     for p in range(kc):
@@ -252,17 +253,25 @@ def _micro(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c, co, ldc, mr, nr, 
         a4 += step
         a5 += step
         bo += bs
-    _store_row(c, co, nr, w, first, c00, c01)
+    return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
+
+
+@jit(**_LEAF)
+def _store_block(c, co, ldc, mr, nr, first, acc):
+    """The micro-kernel's block of C: rows co, co + ldc, ... (mr of them, nr columns) =
+    (or += , after the first k block) the accumulators acc, two vectors per row."""
+    w = lanes(c)
+    _store_row(c, co, nr, w, first, acc[0], acc[1])
     if mr > 1:
-        _store_row(c, co + ldc, nr, w, first, c10, c11)
+        _store_row(c, co + ldc, nr, w, first, acc[2], acc[3])
     if mr > 2:
-        _store_row(c, co + 2 * ldc, nr, w, first, c20, c21)
+        _store_row(c, co + 2 * ldc, nr, w, first, acc[4], acc[5])
     if mr > 3:
-        _store_row(c, co + 3 * ldc, nr, w, first, c30, c31)
+        _store_row(c, co + 3 * ldc, nr, w, first, acc[6], acc[7])
     if mr > 4:
-        _store_row(c, co + 4 * ldc, nr, w, first, c40, c41)
+        _store_row(c, co + 4 * ldc, nr, w, first, acc[8], acc[9])
     if mr > 5:
-        _store_row(c, co + 5 * ldc, nr, w, first, c50, c51)
+        _store_row(c, co + 5 * ldc, nr, w, first, acc[10], acc[11])
 
 
 @jit(**_LEAF)
@@ -378,11 +387,10 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
                 # A (registers spilled to the stack); with a constant, A[r, p + 1] is a
                 # displacement from A[r, p].  MB's products 10.6 % faster (docs/performance.md).
                 if a_packed:
-                    _micro(kc, a, a0, a1, a2, a3, a4, a5, MR, src, bo, bs,
-                           c, i * n + jp * nr, n, mr, min(nr, n - jp * nr), k0 == 0)
+                    acc = _micro(kc, a, a0, a1, a2, a3, a4, a5, MR, src, bo, bs, c)
                 else:
-                    _micro(kc, a, a0, a1, a2, a3, a4, a5, 1, src, bo, bs,
-                           c, i * n + jp * nr, n, mr, min(nr, n - jp * nr), k0 == 0)
+                    acc = _micro(kc, a, a0, a1, a2, a3, a4, a5, 1, src, bo, bs, c)
+                _store_block(c, i * n + jp * nr, n, mr, min(nr, n - jp * nr), k0 == 0, acc)
     if k == 0:
         for i in range(i0, i1):
             for j in range(j0, j1):
