@@ -385,7 +385,8 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
                 # The step along p as a constant, one specialisation of _micro per layout:
                 # with the step a run-time value, LLVM's unrolled loop kept 12 offsets into
                 # A (registers spilled to the stack); with a constant, A[r, p + 1] is a
-                # displacement from A[r, p].  MB's products 10.6 % faster (docs/performance.md).
+                # displacement from A[r, p].  MB's products took 10.6 % less time
+                # (docs/performance.md, sixth session).
                 if a_packed:
                     acc = _micro(kc, a, a0, a1, a2, a3, a4, a5, MR, src, bo, bs, c)
                 else:
