@@ -365,8 +365,8 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
             else:                                                # packed: pb[((jp * k + p) * nr) + r]
                 src, bo, bs = pb, (jp * k + k0) * nr, nr
             for i in range(i0, i1, MR):                          # ... against each sliver of A
-                # A[i + r, k0 + p] = a[a_r + p*step]; rows past mr repeat the last valid
-                # one (computed, never stored)
+                # A[i + r, k0 + p] = a[a_r + p*MR] packed, a[a_r + p] in place; rows past
+                # mr repeat the last valid one (computed, never stored)
                 mr = min(MR, i1 - i)
                 if a_packed:
                     a0 = i * k + k0 * MR
