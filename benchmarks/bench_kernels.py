@@ -69,8 +69,11 @@ class _Minibatch(common.ThreadsPinned):
         self.hyper = np.zeros(optim.HYPER_SIZE, dtype=np.float64)
         self.optimizer.next_hyper(self.hyper)
         # forward and backward take x[idx] packed for dW_0 (the workspace's px, which the
-        # forward pass writes and dW_0 reads) where the workspace has one
+        # forward pass writes and dW_0 reads) where the workspace has one, then gemm's
+        # `threaded` where it can be compiled without threads (as the trainer picks it)
         self.kept = (self.ws[5],) if len(self.ws) > 5 else ()
+        if hasattr(step, "threading_for"):
+            self.kept += (step.threading_for(self.meta, batch),)
         # forward + loss once, keeping dz = dL/dz of the last layer for backward
         z = step.forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept)
         self.z = z
@@ -162,8 +165,10 @@ class DenseLayerGemm(common.ThreadsPinned):
             args = (self.a, gemm.AS_IS, self.w, gemm.TRANSPOSED, self.c, pb[:0], pb, self.bias, self.c,
                     self.epi, self.act)
             # the row maps: a_rows and b_rows since they came in, a_rows alone since dW_0's x is
-            # packed by the forward
-            args += (np.empty(0, np.int64),) * (gemm.gemm.py_func.__code__.co_argcount - 11)
+            # packed by the forward; then `threaded` since gemm could be compiled without threads
+            threaded = (gemm.THREADED,) if hasattr(gemm, "THREADED") else ()
+            args += (np.empty(0, np.int64),) * (gemm.gemm.py_func.__code__.co_argcount - 11 - len(threaded))
+            args += threaded
             self._call = lambda: gemm.gemm(*args)
         else:                       # older commits: dot-product kernel on W as stored
             self._call = lambda: gemm.gemm_nt(self.a, self.w, self.c, self.bias, self.c, self.epi, self.act)

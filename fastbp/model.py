@@ -9,7 +9,7 @@ from ._memory import aligned_empty, aligned_zeros
 from ._threads import using_threads
 from .kernels import activations as _act
 from .kernels import loss as _loss
-from .kernels.step import eval_batch, predict_batch
+from .kernels.step import eval_batch, predict_batch, threading_for
 
 ACTIVATIONS = tuple(_act.CODES)
 OUTPUTS = tuple(_loss.CODES)
@@ -285,10 +285,11 @@ class MLP:
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         ws, _ = self.workspace(min(chunk, n))
         rows = np.arange(n, dtype=np.int64)
+        threaded = threading_for(self.meta, min(chunk, n))
         with self._threads(n_threads):
             for s in range(0, n, chunk):
                 idx = rows[s:s + chunk]
-                predict_batch(X, idx, self.params, self.meta, self._out_code, ws, out[s:s + chunk])
+                predict_batch(X, idx, self.params, self.meta, self._out_code, ws, out[s:s + chunk], threaded)
         return out
 
     def predict_classes(self, X, **kwargs):
@@ -310,8 +311,9 @@ class MLP:
         chunk = self._eval_chunk(n) if batch_size is None else V.check_int("batch_size", batch_size, 1)
         ws, stats = self.workspace(min(chunk, n))
         loss = hits = 0.0
+        threaded = threading_for(self.meta, min(chunk, n))
         for s in range(0, n, chunk):
-            l, h = eval_batch(X, y, rows[s:s + chunk], self.params, self.meta, self._out_code, ws, stats)
+            l, h = eval_batch(X, y, rows[s:s + chunk], self.params, self.meta, self._out_code, ws, stats, threaded)
             loss += l
             hits += h
         result = {"loss": loss / n}

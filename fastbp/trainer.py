@@ -15,7 +15,7 @@ from . import optimizers
 from .callbacks import Callback
 from .history import History
 from .kernels.optim import HYPER_SIZE
-from .kernels.step import train_steps
+from .kernels.step import threading_for, train_steps
 
 # Minibatches run in one compiled call are sized so a call lasts about this long: short
 # enough for a live progress bar and a prompt Ctrl-C, long enough that Python's dispatch
@@ -176,6 +176,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     model.stop_training = False
     classify = model.output != "identity"
     per_call = 1  # minibatches per compiled call; adapted to the measured speed
+    threaded = threading_for(model.meta, batch_size)
 
     with model._threads(n_threads):
         for cb in callbacks:
@@ -198,7 +199,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         t = time.perf_counter()
                         l, h = train_steps(X, y, order, start, stop, batch_size, model.params,
                                            model.grads, state, hyper, model.meta, model._out_code,
-                                           ws, stats, True)
+                                           ws, stats, True, threaded)
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
                         loss_sum += l

@@ -36,7 +36,7 @@ from fastbp.kernels import loss as L  # noqa: E402
 from fastbp.kernels import optim as O  # noqa: E402
 from fastbp.kernels import python_callable  # noqa: E402
 from fastbp.kernels.gemm import (A_PANEL, AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT,  # noqa: E402
-                                 EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS, TRANSPOSED)
+                                 EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS, THREADED, TRANSPOSED)
 from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
 from fastbp._config import MR  # noqa: E402
 from fastbp.model import _kept_x_size, _packed_sizes  # noqa: E402  (the workspace's own sizing)
@@ -105,17 +105,19 @@ def main():
             dw_epi += EPI_A_SUMS if top else EPI_PACKED_A_SUMS
             tests = [
                 ("forward (bias+sigmoid)",
-                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, rows), flops),
-                ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
-                ("dW = dz^T x, db", lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL),
+                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, rows, THREADED),
                  flops),
+                ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
+                ("dW = dz^T x, db",
+                 lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL, THREADED), flops),
                 # (x packed unless layer 0's, or read in place: n_out <= 2 MR, gemm.py)
                 ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None,
                                                 pack(x, AS_IS, nr, pb) if l > 0 and n_out > 2 * MR else None), 0),
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",
-                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID, ALL), flops),
+                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID, ALL, THREADED),
+                           flops),
                           ("  of which packing", lambda: pack(w, AS_IS, nr, pb), 0)]
             for name, fn, f in tests:
                 t = timeit(fn, args.repeat)
@@ -149,7 +151,7 @@ def main():
 
 def step_gflops(sizes, b, dt, repeat):
     """GFLOP/s of whole training steps (forward, loss, backward, SGD update) at batch b."""
-    from fastbp.kernels.step import train_steps
+    from fastbp.kernels.step import threading_for, train_steps
     model = fastbp.MLP(sizes, dtype=dt, seed=0)
     n = b * 64
     X = np.random.default_rng(0).random((n, sizes[0])).astype(dt)
@@ -161,7 +163,8 @@ def step_gflops(sizes, b, dt, repeat):
     opt.set_hyper(hyper)
     order = np.arange(n, dtype=np.int64)
     t = timeit(lambda: train_steps(X, y, order, 0, n, b, model.params, model.grads, state, hyper,
-                                   model.meta, model._out_code, ws, stats, True), repeat) / 64
+                                   model.meta, model._out_code, ws, stats, True, threading_for(model.meta, b)),
+               repeat) / 64
     pairs = list(zip(sizes[:-1], sizes[1:]))
     flops = b * (4 * sum(i * o for i, o in pairs) + 2 * sum(i * o for i, o in pairs[1:]))
     return flops / t / 1e9

@@ -7,11 +7,11 @@ CODE = """
 import numpy as np, fastbp
 from numba.core.runtime import rtsys
 from fastbp.kernels.optim import HYPER_SIZE
-from fastbp.kernels.step import train_steps
+from fastbp.kernels.step import threading_for, train_steps
 X = np.random.default_rng(0).random((640, 64)).astype(np.float32)
 y = np.arange(640) % 10
 for dtype, sizes, batch in [("float32", [64, 40, 10], 32), ("float64", [64, 300, 10], 128)]:
-    m = fastbp.MLP(sizes, dtype=dtype, seed=0)   # the second takes the parallel paths
+    m = fastbp.MLP(sizes, dtype=dtype, seed=0)   # the first SERIAL_ONLY, the second THREADED
     Xd = X.astype(dtype)
     m.fit(Xd, y, epochs=1, batch_size=batch, verbose=0)
     yy = m.check_y(y, len(X)); ws, stats = m.workspace(batch)
@@ -21,7 +21,7 @@ for dtype, sizes, batch in [("float32", [64, 40, 10], 32), ("float64", [64, 300,
     for n_steps in (1, 2, 640 // batch):
         before = rtsys.get_allocation_stats().alloc
         train_steps(Xd, yy, order, 0, n_steps * batch, batch, m.params, m.grads, m.optimizer.state,
-                    hyper, m.meta, m._out_code, ws, stats, True)
+                    hyper, m.meta, m._out_code, ws, stats, True, threading_for(m.meta, batch))
         counts.append(rtsys.get_allocation_stats().alloc - before)
     print(dtype, *counts)
 """

@@ -7,7 +7,7 @@ import fastbp
 import naive
 from fastbp.kernels import gemm as G
 from fastbp.kernels import python_callable
-from fastbp.kernels.gemm import AS_IS, EPI_NONE
+from fastbp.kernels.gemm import AS_IS, EPI_NONE, THREADED
 
 ACTS = ["sigmoid", "tanh", "relu", "identity"]
 OUTPUTS = ["softmax", "sigmoid", "identity"]
@@ -88,7 +88,7 @@ def test_chain_rule_worked_example():
     dx = np.empty((1, 1))
     no_rows = np.empty(0, np.int64)
     python_callable(G.gemm)(dz, AS_IS, model.layers[0].weight, AS_IS, dx, np.empty(0), np.empty(8), dx[0], dx,
-                            EPI_NONE, 0, no_rows)
+                            EPI_NONE, 0, no_rows, THREADED)
     assert dx[0, 0] == -2.0
 
 

@@ -11,7 +11,7 @@ from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
 from fastbp.kernels import python_callable
 from fastbp.kernels.gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_NONE,
-                                 EPI_PACKED_A_SUMS, TRANSPOSED)
+                                 EPI_PACKED_A_SUMS, SERIAL_ONLY, THREADED, TRANSPOSED)
 
 # The kernels, compiled so that the tests can call them from Python (fastbp/kernels/__init__.py)
 gemm, pack = python_callable(G.gemm), python_callable(G.pack)
@@ -37,13 +37,13 @@ def _close(got, ref, dtype, scale=None):
 NO_ROWS = np.empty(0, np.int64)
 
 
-def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act, a_rows=NO_ROWS):
+def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act, a_rows=NO_ROWS, threaded=THREADED):
     """gemm with packing buffers of exactly the documented sizes (so an overrun shows)."""
     m, n = c.shape
     k = a.shape[0] if a_t else a.shape[1]
     pa = np.empty(packed_size(m, k, MR) if a_t else packed_size(n, m, MR) if epilogue == EPI_DACT else 0, c.dtype)
     pb = np.empty(packed_size(n, k, panel_width(c)), c.dtype)
-    gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows)
+    gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded)
     return pa
 
 
@@ -79,6 +79,32 @@ def test_gemm_reads_picked_rows_in_place(dtype, m, n, k, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(255, 37, 300), (130, 100, 600)])
+# (fastbp's own gemm silences this warning as it compiles; the copy Python can call does not)
+@pytest.mark.filterwarnings("ignore:\\s*The keyword argument 'parallel=True' was specified")
+def test_serial_only_gemm_matches_threaded(dtype, m, n, k, rng):
+    """SERIAL_ONLY (compiled without the parallel loop) runs the same tasks one after
+    another: the same results as THREADED, bit for bit, on products large enough that
+    THREADED runs them in parallel."""
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    dz = rng.standard_normal((m, n)).astype(dtype)
+    a_prev = rng.random((m, k)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    assert 2 * m * n * k >= G.SERIAL_FLOPS
+    results = {}
+    for threaded in (THREADED, SERIAL_ONLY):
+        z, dw, db, dx = (np.full(shape, np.nan, dtype) for shape in [(m, n), (n, k), (n,), (m, k)])
+        _product(x, AS_IS, w, TRANSPOSED, z, bias, z, EPI_BIAS_ACT, A.SIGMOID, threaded=threaded)
+        _product(dz, TRANSPOSED, x, AS_IS, dw, db, dw, EPI_A_SUMS, 0, threaded=threaded)
+        pa = _product(dz, AS_IS, w, AS_IS, dx, db, a_prev, EPI_DACT, A.SIGMOID, threaded=threaded)
+        results[threaded is SERIAL_ONLY] = (z, dw, db, dx, pa)
+    for threaded_result, serial_result in zip(results[False], results[True]):
+        assert not np.isnan(serial_result).any()
+        np.testing.assert_array_equal(serial_result, threaded_result)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", SHAPES)
 def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
     """Layer 0: the forward product (EPI_BIAS_ACT_KEEP_A) packs the rows of x it reads,
@@ -92,21 +118,21 @@ def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
     c, c_ref = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
     pb = np.empty(packed_size(n, k, nr), dtype)
     gemm(big_x, AS_IS, w, TRANSPOSED, c, NO_ROWS.astype(dtype), pb, bias, kept.reshape(m, -1),
-         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, rows)
+         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, rows, THREADED)
     _product(big_x, AS_IS, w, TRANSPOSED, c_ref, bias, c_ref, EPI_BIAS_ACT, A.SIGMOID, a_rows=rows)
     np.testing.assert_array_equal(c, c_ref)
     np.testing.assert_array_equal(kept, naive.pack_panels(big_x[rows], nr))
     # without a row map (not a training step's layer 0) it keeps nothing
     untouched = np.full_like(kept, np.nan)
     gemm(big_x[rows], AS_IS, w, TRANSPOSED, c, NO_ROWS.astype(dtype), pb, bias, untouched.reshape(m, -1),
-         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, NO_ROWS)
+         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, NO_ROWS, THREADED)
     np.testing.assert_array_equal(c, c_ref)
     assert np.isnan(untouched).all()
     dz = rng.standard_normal((m, n)).astype(dtype)         # dW_0 = dz^T x[rows]: (n, k), reduction over m
     dw, db = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
     dw_ref, db_ref = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
     pa = np.empty(packed_size(n, m, MR), dtype)
-    gemm(dz, TRANSPOSED, big_x, AS_IS, dw, pa, kept, db, dw, EPI_A_SUMS + B_PACKED, 0, NO_ROWS)
+    gemm(dz, TRANSPOSED, big_x, AS_IS, dw, pa, kept, db, dw, EPI_A_SUMS + B_PACKED, 0, NO_ROWS, THREADED)
     _product(dz, TRANSPOSED, big_x[rows], AS_IS, dw_ref, db_ref, dw_ref, EPI_A_SUMS, 0)
     np.testing.assert_array_equal(dw, dw_ref)
     np.testing.assert_array_equal(db, db_ref)
@@ -143,7 +169,7 @@ def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     dw, db = np.full((n, 5), np.nan, dtype), np.full(n, np.nan, dtype)
     dw_ref, db_ref = np.full((n, 5), np.nan, dtype), np.full(n, np.nan, dtype)
     pb = np.empty(packed_size(5, m, panel_width(dw)), dtype)
-    gemm(out, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, EPI_PACKED_A_SUMS, 0, NO_ROWS)
+    gemm(out, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, EPI_PACKED_A_SUMS, 0, NO_ROWS, THREADED)
     _product(out, TRANSPOSED, a_in, AS_IS, dw_ref, db_ref, dw_ref, EPI_A_SUMS, 0)
     np.testing.assert_array_equal(dw, dw_ref)
     np.testing.assert_array_equal(db, db_ref)

@@ -47,6 +47,26 @@ def test_same_seed_same_weights_any_thread_count(dtype, digits):
     assert one.tobytes() != adam1.tobytes()
 
 
+def test_tiny_network_compiled_without_threads_trains_the_same(digits, monkeypatch):
+    """A network whose every product is below SERIAL_FLOPS trains with gemm's SERIAL_ONLY
+    specialisation (no parallel loop compiled); forcing THREADED gives the same weights."""
+    from fastbp.kernels.gemm import SERIAL_ONLY, THREADED
+    from fastbp.kernels.step import threading_for
+    X, y, tr, _ = digits
+
+    def weights():
+        model = fastbp.MLP([64, 32, 10], seed=3)
+        model.fit(X[tr], y[tr], epochs=2, batch_size=32, optimizer=fastbp.SGD(lr=0.3, momentum=0.9), verbose=0)
+        return model.params.copy(), model.meta
+
+    serial, meta = weights()
+    assert threading_for(meta, 32) is SERIAL_ONLY
+    assert threading_for(meta, 128) is THREADED     # 2 * 128 * 64 * 32 flops: above SERIAL_FLOPS
+    monkeypatch.setattr(trainer, "threading_for", lambda meta, b: THREADED)
+    threaded, _ = weights()
+    assert serial.tobytes() == threaded.tobytes()
+
+
 def test_different_seeds_differ():
     a = fastbp.MLP([4, 3, 2], seed=1).params
     b = fastbp.MLP([4, 3, 2], seed=2).params

@@ -20,14 +20,15 @@ class CompiledOnly(CPUDispatcher):
                         "code only; fastbp.kernels.python_callable(kernel) returns a copy Python can call")
 
 
-def jit(**options):
-    """``njit(**options)``, or, when the options drop the Python wrapper, a CompiledOnly kernel."""
+def jit(dispatcher=CompiledOnly, **options):
+    """``njit(**options)``, or, when the options drop the Python wrapper, a CompiledOnly kernel
+    (or one of the subclass ``dispatcher``)."""
     if not options.get("no_cpython_wrapper"):
         return njit(**options)
     options = dict(options, nopython=True)
     if options.pop("cache", False):
         raise ValueError("a kernel that Python cannot call is compiled into its callers, never cached")
-    return lambda f: CompiledOnly(py_func=f, locals={}, targetoptions=options)
+    return lambda f: dispatcher(py_func=f, locals={}, targetoptions=options)
 
 
 @functools.cache

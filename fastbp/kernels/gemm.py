@@ -20,15 +20,18 @@ the parallel loop computes a tile of C of at most MC x NC, then its epilogue (bi
 the activation's derivative) while the tile is still in cache.  Each element of C is
 summed in an order fixed by KC alone, so results do not depend on the thread count.
 """
+import warnings
+
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
+from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _launch_threads
 
 from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
-from . import jit
+from . import CompiledOnly, jit
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block, vstore, vstore_block,
                    vtranspose, vzero)
@@ -51,6 +54,14 @@ B_PACKED = np.int64(8)      # added to EPI_A_SUMS or EPI_PACKED_A_SUMS: op(B) al
 AS_IS = np.bool_(False)
 TRANSPOSED = np.bool_(True)
 A_PANEL = np.int64(MR)      # MR as an argument (a Python int would be a literal: another compile of pack)
+# gemm's last argument, `threaded`.  THREADED: products of SERIAL_FLOPS or more run in
+# parallel.  SERIAL_ONLY (None): every product runs serially, and Numba prunes the branch
+# `threaded is None` as it compiles, so that specialisation has no parallel loop in it at
+# all.  A network whose products are all below SERIAL_FLOPS (step.py's threading_for) would never
+# start a parallel region, and without one its first call compiles about 4 s sooner
+# (docs/performance.md, seventh session).
+THREADED = np.bool_(True)
+SERIAL_ONLY = None
 
 _JIT = KERNEL_JIT
 _LEAF = LEAF_JIT
@@ -437,8 +448,20 @@ def _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t):
     _pack_panel(src, transposed, k, cols, w, dst, jp, s)
 
 
-@jit(parallel=True, **_JIT)
-def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows):
+class _SerialOnlyAllowed(CompiledOnly):
+    """gemm's dispatcher.  Numba warns when a function compiled with parallel=True has no
+    parallel loop; gemm's SERIAL_ONLY specialisation has none on purpose, so that warning
+    is silenced while gemm compiles (and no other)."""
+
+    def compile(self, sig):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"\s*The keyword argument 'parallel=True' was specified but no "
+                                    "transformation", NumbaPerformanceWarning)
+            return super().compile(sig)
+
+
+@jit(dispatcher=_SerialOnlyAllowed, parallel=True, **_JIT)
+def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded):
     """c = epilogue(op(a) op(b)), op(a) (m, k) and op(b) (k, n); c (m, n).  All C-contiguous.
 
     op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
@@ -461,7 +484,8 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows):
     (the weight gradient, with pb = that buffer) tells it op(b) is packed already.
 
     Two phases of one parallel loop (one parallel kernel for Numba to build): the
-    packing tasks, one per panel, then the tiles of c.
+    packing tasks, one per panel, then the tiles of c.  threaded: THREADED, or
+    SERIAL_ONLY for a specialisation with no parallel loop (see top).
     """
     m, n = c.shape
     nr = panel_width(c)
@@ -514,7 +538,7 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows):
         else:
             n_tasks = n_it * n_jt
             serial = small
-        if serial:
+        if threaded is None or serial:
             for t in range(n_tasks):
                 if phase == 0:
                     _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t)

@@ -22,11 +22,11 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
 import numpy as np
 from numba import njit
 
-from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT
+from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT, SERIAL_FLOPS
 from . import jit
 from .activations import IDENTITY
 from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
-                   TRANSPOSED, gemm, packed_size, panel_width)
+                   SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
 
@@ -38,10 +38,19 @@ NO_ACT = np.int64(IDENTITY)
 NO_COUNT = np.bool_(False)
 
 
+def threading_for(meta, b):
+    """The entry points' `threaded` (gemm.py) for the network meta at batch b: SERIAL_ONLY
+    when each of its products, 2 b n_in n_out flops (forward, weight gradient and delta
+    alike), is below SERIAL_FLOPS, so that gemm would run every one serially anyway;
+    THREADED otherwise.  Either gives the same results."""
+    widest = max(int(meta[l, 0]) * int(meta[l, 1]) for l in range(meta.shape[0]))
+    return SERIAL_ONLY if 2 * int(b) * widest < SERIAL_FLOPS else THREADED
+
+
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
-def forward(x, idx, params, meta, ws, kept):
+def forward(x, idx, params, meta, ws, kept, threaded):
     """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
     last layer's z (its f is identity).  Unless kept (train_steps) is empty, x[idx] is also
     packed into it, for backward's dW_0."""
@@ -63,14 +72,14 @@ def forward(x, idx, params, meta, ws, kept):
         keep = l == 0 and kept.shape[0] > 0
         ref = kept.reshape((b, kept.shape[0] // b)) if keep else a_out
         gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, ref, EPI_BIAS_ACT_KEEP_A if keep else EPI_BIAS_ACT,
-             act, rows)
+             act, rows, threaded)
         off += b * n_out
     n_last = meta[meta.shape[0] - 1, 1]
     return acts[off - b * n_last : off].reshape((b, n_last))
 
 
 @njit(**INLINE_JIT)
-def backward(x, idx, params, grads, meta, ws, dz, kept):
+def backward(x, idx, params, grads, meta, ws, dz, kept, threaded):
     """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
     dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in).  kept: x[idx] as
     forward packed it."""
@@ -95,13 +104,13 @@ def backward(x, idx, params, grads, meta, ws, dz, kept):
             a_in, b_panels, epi = x, kept, epi + B_PACKED
         else:
             a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
-        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows)
+        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows, threaded)
         if l > 0:
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
             gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, a_in, EPI_DACT, meta[l - 1, 4],
-                 all_rows)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
+                 all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
             dz = dz_prev
             dz_in_a = not dz_in_a
 
@@ -122,13 +131,13 @@ def l2_weights(params, grads, meta, coef):
 
 @njit(**ENTRY_JIT)
 def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
-                ws, stats, count_steps):
+                ws, stats, count_steps, threaded):
     """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
     loss, backward and the optimizer update.  One compiled call for many small steps keeps
     Python's dispatch cost out of the loop.  ``count_steps``: count each step in
     hyper[STEPS] (and derive Adam's bias corrections) first.  Returns (loss sum, hits) of
     the data term over all their samples; an L2 term on the weights is added when
-    hyper[L2_WEIGHTS] != 0 (optim.py)."""
+    hyper[L2_WEIGHTS] != 0 (optim.py).  ``threaded``: threading_for(meta, batch_size)."""
     dz_a = ws[1]
     loss = 0.0
     hits = 0.0
@@ -142,10 +151,10 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
         if ws[5].shape[0] < size:
             raise ValueError("workspace px is too small for the minibatch's x[idx]")
         kept = ws[5][:size]
-        z = forward(x, idx, params, meta, ws, kept)
+        z = forward(x, idx, params, meta, ws, kept, threaded)
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
-        backward(x, idx, params, grads, meta, ws, dz, kept)
+        backward(x, idx, params, grads, meta, ws, dz, kept, threaded)
         if hyper[L2_WEIGHTS] != 0.0:
             hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
         update(params, grads, state, hyper)
@@ -160,23 +169,23 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
     compiled function for both, so the second costs no compile."""
     b = idx.shape[0]
     return train_steps(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
-                       ws, stats, NO_COUNT)
+                       ws, stats, NO_COUNT, threading_for(meta, b))
 
 
 @njit(**ENTRY_JIT)
-def eval_batch(x, y, idx, params, meta, out_code, ws, stats):
+def eval_batch(x, y, idx, params, meta, out_code, ws, stats, threaded):
     """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
     dz_a = ws[1]
     b = idx.shape[0]
-    z = forward(x, idx, params, meta, ws, ws[5][:0])
+    z = forward(x, idx, params, meta, ws, ws[5][:0], threaded)
     dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
     return output_loss(z, y, idx, dz, stats, out_code)
 
 
 @njit(**ENTRY_JIT)
-def predict_batch(x, idx, params, meta, out_code, ws, out):
+def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
     """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
-    z = forward(x, idx, params, meta, ws, ws[5][:0])
+    z = forward(x, idx, params, meta, ws, ws[5][:0], threaded)
     output_function(z, out_code)
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):
