@@ -87,3 +87,16 @@ def test_a_kernel_numba_will_not_cache_warns_instead_of_crashing():
                                      fndesc=types.SimpleNamespace(qualname="train_steps"))
     with pytest.warns(NumbaWarning, match="dynamic globals"):
         assert impl.check_cachable(declined) is False
+
+
+def test_warmup_compiles_both_specialisations_of_every_entry_point():
+    """warmup() covers tiny networks (gemm's SERIAL_ONLY: no parallel loop compiled) and
+    larger ones (THREADED): each entry point has a float32 signature of each kind."""
+    from numba import types
+
+    from fastbp.kernels.step import eval_batch, predict_batch, train_steps
+    seconds = fastbp.warmup(dtypes=("float32",))
+    assert set(seconds) == {"float32"}
+    for entry in (train_steps, eval_batch, predict_batch):
+        kinds = {sig[-1] == types.none for sig in entry.signatures if sig[0].dtype == types.float32}
+        assert kinds == {True, False}, (entry, entry.signatures)
