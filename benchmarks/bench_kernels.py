@@ -72,17 +72,16 @@ class _Minibatch(common.ThreadsPinned):
         # forward pass writes and dW_0 reads) where the workspace has one, then gemm's
         # `threaded` where it can be compiled without threads (as the trainer picks it)
         self.kept = (self.ws[5],) if len(self.ws) > 5 else ()
-        if hasattr(step, "threading_for"):
-            self.kept += (step.threading_for(self.meta, batch),)
+        self.threaded = (step.threading_for(self.meta, batch),) if hasattr(step, "threading_for") else ()
         # forward + loss once, keeping dz = dL/dz of the last layer for backward
-        z = step.forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept)
+        z = step.forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept, *self.threaded)
         self.z = z
         self.dz = self.ws[1][: batch * z.shape[1]].reshape((batch, z.shape[1]))
         loss.output_loss(z, self.y, self.idx, self.dz, self.stats, self.code)
         self.dz0 = self.dz.copy()
         # backward takes the minibatch's rows too since a_0 may be read from x in place
         self.rows = (self.x, self.idx) if step.backward.py_func.__code__.co_argcount >= 7 else ()
-        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept)  # warm
+        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept, *self.threaded)  # warm
         self.dz[...] = self.dz0
 
 
@@ -92,7 +91,7 @@ class StepKernels(_Minibatch):
     version = 1
 
     def time_forward(self, config, dtype):
-        self.k[3].forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept)
+        self.k[3].forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept, *self.threaded)
 
     def time_loss(self, config, dtype):
         # softmax is applied to z in place; repeated calls stay finite (inputs in [0, 1])
@@ -102,11 +101,11 @@ class StepKernels(_Minibatch):
         # backward overwrites the buffer dz lives in (ping-pong deltas): restore it first,
         # a (batch x 10) copy, so every call sees the same, realistic input
         self.dz[...] = self.dz0
-        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept)
+        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept, *self.threaded)
 
     def time_train_step(self, config, dtype):
         self.k[3].train_step(self.x, self.y, self.idx, self.params_, self.grads, self.state,
-                             self.hyper, self.meta, self.code, self.ws, self.stats)
+                             self.hyper, self.meta, self.code, self.ws, self.stats, *self.threaded)
 
 
 class OptimizerStep(common.ThreadsPinned):

@@ -39,7 +39,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
-from .kernels.step import train_step
+from .kernels.step import threading_for, train_step
 from .model import MLP
 from .optimizers import SGD, Adam
 
@@ -279,6 +279,7 @@ class _BaseMLP(BaseEstimator):
         opt = self._optimizer
         state = opt.state
         ws, stats = model.workspace(batch_size)
+        threaded = threading_for(model.meta, batch_size)
         hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
         sample_idx = np.arange(n, dtype=np.int64)
         try:
@@ -299,7 +300,7 @@ class _BaseMLP(BaseEstimator):
                         hyper[L2_WEIGHTS] = self.alpha / (b * scale)
                         hyper[SUM_SQ_WEIGHTS] = 0.0
                         loss, _ = train_step(X, y_core, idx, model.params, model.grads, state,
-                                             hyper, model.meta, model._out_code, ws, stats)
+                                             hyper, model.meta, model._out_code, ws, stats, threaded)
                         accumulated += report * loss + 0.5 * self.alpha * hyper[SUM_SQ_WEIGHTS]
                     self.n_iter_ += 1
                     self.loss_ = accumulated / n

@@ -1,7 +1,7 @@
 import numpy as np
 
 from fastbp.kernels.optim import HYPER_SIZE
-from fastbp.kernels.step import train_step
+from fastbp.kernels.step import threading_for, train_step
 
 
 def gradients(model, X, y, idx=None):
@@ -14,7 +14,7 @@ def gradients(model, X, y, idx=None):
     state = np.zeros((2, model.n_params), model.dtype)
     hyper = np.zeros(HYPER_SIZE)  # kind 0: no update
     loss, _ = train_step(X, y, idx, model.params, model.grads, state, hyper, model.meta,
-                         model._out_code, ws, stats)
+                         model._out_code, ws, stats, threading_for(model.meta, idx.shape[0]))
     return loss / idx.shape[0], model.grads.copy()
 
 

@@ -163,13 +163,14 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     return loss, hits
 
 
-def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats):
+def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats, threaded):
     """One minibatch, the rows idx, with the hyper-parameters exactly as given (no step
     counted).  Returns (loss sum, hits).  The compiled train_steps over one minibatch: one
-    compiled function for both, so the second costs no compile."""
+    compiled function for both, so the second costs no compile.  ``threaded``:
+    threading_for(meta, the largest minibatch), worked out once, not per step."""
     b = idx.shape[0]
     return train_steps(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
-                       ws, stats, NO_COUNT, threading_for(meta, b))
+                       ws, stats, NO_COUNT, threaded)
 
 
 @njit(**ENTRY_JIT)
