@@ -30,7 +30,9 @@ _SOURCES = ["_config.py"] + [os.path.join("kernels", f) for f in
 
 
 def _stamp():
-    h = hashlib.sha256(b"fastbp cache 4: entry points only\0")
+    from ._config import ISA, LEVELS
+    # the instruction-set level too: code built for one level must never load under another
+    h = hashlib.sha256(f"fastbp cache 5: entry points only; level {ISA} {sorted(LEVELS[ISA].items())}\0".encode())
     for rel in _SOURCES:
         with open(os.path.join(_PKG, rel), "rb") as f:
             h.update(rel.encode() + b"\0" + f.read())

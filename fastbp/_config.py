@@ -1,9 +1,10 @@
 """Every tunable of fastbp in one place: compiler flags, tile sizes, thresholds.
 
-Tile sizes change only how work is split; the order in which each sum is accumulated
-depends on the micro-kernel and ``KC_BYTES`` alone, so results never depend on the thread
-count or on ``MC``/``NC``.
+Tile sizes and the instruction-set level change only how work is split and how wide
+each instruction is, never the order in which a sum that reaches the weights is
+accumulated: results depend neither on the thread count nor on the level.
 """
+from . import _isa
 
 # LLVM fast-math flags we need: reassociation lets LLVM vectorise reductions, contraction
 # turns a*b+c into one FMA.  Not "nnan"/"ninf": those would let the compiler assume NaN
@@ -36,25 +37,44 @@ INLINE_JIT = dict(_BASE_JIT, inline="always")
 # Only for functions that allocate nothing and return no array (the caller keeps every
 # array alive for them).
 LEAF_JIT = dict(KERNEL_JIT, _nrt=False)
+# Reductions whose result reaches the weights (the bias gradient's row sums, softmax's
+# denominator): without "reassoc", so LLVM keeps each sum in source order instead of
+# splitting it into as many partial sums as a vector has lanes, which would make the bits
+# depend on the vector width (the level).
+STRICT_FASTMATH = FASTMATH - {"reassoc"}
+STRICT_LEAF_JIT = dict(LEAF_JIT, fastmath=STRICT_FASTMATH)
 
-# Bytes in one SIMD vector (kernels/simd.py): 32, AVX2's 256 bits, 8 float32 or 4 float64.
-# (LLVM splits wider vectors on AVX2, and prefers 256-bit ones on AVX-512 machines too.)
-VEC_BYTES = 32
+# The instruction-set level (_isa.py: the host's, or FASTBP_ISA) and its shapes.
+#   VEC_BYTES  bytes in one SIMD vector (kernels/simd.py): 8 float32 or 4 float64 lanes
+#              at 32 bytes.
+#   MR x NR_VECS  the micro-kernel (kernels/gemm.py): an MR x NR block of C in
+#              MR * NR_VECS vector registers, NR = NR_VECS vectors wide, plus NR_VECS
+#              vectors of B and one broadcast of A, within the register file.
+#   KC_BYTES   the reduction axis is cut into blocks of KC_BYTES of the dtype: a packed
+#              KC x NR panel of B stays in L1 while the micro-kernel sweeps the MR-row
+#              slivers of an MC x KC block of A, which stays in L2.
+#   MC x NC    at most one tile of C per task of the parallel loop (gemm.py's _tile deals
+#              the slivers and panels out evenly); MC a multiple of MR, NC of NR (float32).
+# Each element of C is one chain of fused multiply-adds over the whole reduction, in
+# order, whatever the shapes: every level gives the same bits (gemm.py).
+LEVELS = {
+    # 32 registers: 12 x 2 = 24 accumulators, 2 vectors of B, 1 broadcast (27).  A wider
+    # NR (32 float32 columns) halves KC for the same L1 panel (32 KiB).
+    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=1024, MC=48, NC=128),
+    # 16 registers: 6 x 2 = 12 accumulators, 2 of B, 1 broadcast (15).
+    "avx2": dict(VEC_BYTES=32, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
+    # 16 registers (SSE; NEON has 32 but its FMA throughput is the limit): as AVX2.
+    "sse": dict(VEC_BYTES=16, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=64),
+}
+ISA, ISA_REASON = _isa.choose()
+VEC_BYTES = LEVELS[ISA]["VEC_BYTES"]
+MR = LEVELS[ISA]["MR"]
+NR_VECS = LEVELS[ISA]["NR_VECS"]
+KC_BYTES = LEVELS[ISA]["KC_BYTES"]
+MC = LEVELS[ISA]["MC"]
+NC = LEVELS[ISA]["NC"]
 # Where the buffers the kernels stream through start (_memory.py): on a cache-line boundary.
 ALIGN_BYTES = 64
-# Micro-kernel (kernels/gemm.py): an MR x NR block of C in MR * NR_VECS vector registers,
-# NR = NR_VECS vectors wide (16 float32 or 8 float64 columns).  6 x 2 = 12 accumulators,
-# 2 vectors of B and one broadcast of A: 15 of AVX2's 16 vector registers.
-MR = 6
-NR_VECS = 2
-# Cache blocking.  The reduction axis is cut into blocks of KC_BYTES (512 float32, 256
-# float64): a packed panel of B, KC x NR, stays in L1 while the micro-kernel sweeps the
-# MR-row slivers of an MC x KC block of A, which stays in L2.  A task of the parallel
-# loop computes a tile of C of at most MC x NC (gemm.py's _tile deals the MR-row slivers and
-# NR-column panels out evenly to the tiles).  MC is a multiple of MR, NC of NR.
-KC_BYTES = 2048
-MC = 48
-NC = 128
 # Products with fewer floating-point operations than this run serially: starting a
 # parallel region costs microseconds, more than a tiny layer takes.
 SERIAL_FLOPS = 1 << 18

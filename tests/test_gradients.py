@@ -87,7 +87,8 @@ def test_chain_rule_worked_example():
     dz = np.array([[1.0]])
     dx = np.empty((1, 1))
     no_rows = np.empty(0, np.int64)
-    python_callable(G.gemm)(dz, AS_IS, model.layers[0].weight, AS_IS, dx, np.empty(0), np.empty(8), dx[0], dx,
+    pb = np.empty(python_callable(G.packed_size)(1, 1, python_callable(G.panel_width)(dx)))  # W packed: one panel
+    python_callable(G.gemm)(dz, AS_IS, model.layers[0].weight, AS_IS, dx, np.empty(0), pb, dx[0], dx,
                             EPI_NONE, 0, no_rows, THREADED)
     assert dx[0, 0] == -2.0
 

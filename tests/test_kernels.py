@@ -4,7 +4,7 @@ import pytest
 from conftest import tol
 
 import naive
-from fastbp._config import KC_BYTES, MR
+from fastbp._config import KC_BYTES, MR, NR_VECS, VEC_BYTES
 from fastbp.kernels import activations as A
 from fastbp.kernels import gemm as G
 from fastbp.kernels import loss as L
@@ -20,7 +20,7 @@ output_loss, output_function, update = (python_callable(k) for k in (L.output_lo
 
 DTYPES = [np.float32, np.float64]
 KC32 = KC_BYTES // 4   # the k block of float32; float64's is half as long
-# (m, n, k): ones, odd sizes, not multiples of the 6 x 16 block, the 48 x 128 tile or the
+# (m, n, k): ones, odd sizes, not multiples of the MR x NR block (6 x 16 or 12 x 32), the MC x NC tile or the
 # k block; the last ones are large enough to take the parallel path, and the very last
 # crosses a k block boundary in both dtypes, as does the one before (m <= 2 MR: B read in
 # place but for its ragged last panel, on the parallel path).
@@ -189,7 +189,7 @@ def test_sigmoid_is_stable_for_large_inputs():
 @pytest.mark.parametrize("m,n", [(1, 1), (3, 17), (255, 37), (300, 130)])
 def test_packing_helpers(dtype, m, n, rng):
     src = rng.standard_normal((m, n)).astype(dtype)
-    nr = 2 * 32 // np.dtype(dtype).itemsize      # NR: two AVX2 vectors
+    nr = NR_VECS * VEC_BYTES // np.dtype(dtype).itemsize      # NR: the level's NR_VECS vectors
     assert nr == panel_width(src)
     # S = src^T: panels of w rows of src; S = src: panels of w columns of src.
     for w in (MR, nr):

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import ENTRY_JIT
+from .simd import vector_width
 
 BLOCK = 1 << 14   # values per task
 EXPONENT = {np.dtype(np.float32): np.uint32(0x7F800000), np.dtype(np.float64): np.uint64(0x7FF0000000000000)}
@@ -19,6 +20,7 @@ UNSIGNED = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
 def count_non_finite(bits, mask):
     """How many values of bits (1-D, floats viewed as unsigned integers) have every bit of
     the exponent field ``mask`` set, i.e. are NaN or +-inf."""
+    vector_width()
     n = bits.shape[0]
     n_blocks = (n + BLOCK - 1) // BLOCK
     counts = np.zeros(n_blocks, np.int64)

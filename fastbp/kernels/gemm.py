@@ -10,15 +10,18 @@ where an operand is used as stored or transposed:
 First op(B) is packed (copied once, O(k n), against the product's O(m n k)) into panels
 of NR columns in the order the micro-kernel reads them,
 ``pb[(jp * k + p) * NR + r] = op(B)[p, jp * NR + r]``, zero-padded past the last column.
-Then the "outer-product" micro-kernel keeps an MR x NR block of C in vector registers:
-for each p it loads NR values of B (two vectors), broadcasts each of the MR values
-A[i, p] (read in place, with strides, so A needs no packing), and does MR x 2 fused
-multiply-adds.  Nothing is summed across the lanes of a vector.
+Then the "outer-product" micro-kernel (microkernel.py) keeps an MR x NR block of C in
+vector registers: for each p it loads NR values of B (NR_VECS vectors), broadcasts each
+of the MR values A[i, p] (read in place, with strides, so A needs no packing), and does
+MR x NR_VECS fused multiply-adds.  Nothing is summed across the lanes of a vector.  MR,
+NR_VECS and the vector width are the instruction-set level's (_config.LEVELS).
 
 The reduction axis runs in blocks of KC (the packed B panel stays in L1), and a task of
 the parallel loop computes a tile of C of at most MC x NC, then its epilogue (bias + activation, or
-the activation's derivative) while the tile is still in cache.  Each element of C is
-summed in an order fixed by KC alone, so results do not depend on the thread count.
+the activation's derivative) while the tile is still in cache.  Each element of C is one
+chain of fused multiply-adds over p = 0, 1, ..., k-1 (a k block goes on from the partial
+sum the block before stored), so results depend neither on the thread count nor on the
+tile sizes nor on the level.
 """
 import warnings
 
@@ -30,11 +33,11 @@ from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from numba.np.ufunc.parallel import _launch_threads
 
-from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS
+from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, VEC_BYTES
 from . import CompiledOnly, jit
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate, derivative, sigmoid
-from .simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block, vstore, vstore_block,
-                   vtranspose, vzero)
+from .microkernel import a_offsets, micro, panel_sums, store_block
+from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vstore, vstore_block, vtranspose
 
 # Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
 # passed to another compiled function as a literal, and compiled the product once per code.
@@ -90,7 +93,9 @@ def set_parallel_chunksize(typingctx, n):
     return types.int64(n), codegen
 
 
-assert MR == 6 and NR_VECS == 2, "the micro-kernel below is written out for 6 x 2 vectors"
+# _epilogue stores a row of a packed panel of MR values as whole vectors: what runs past
+# the row must fit in the next row's place, which is written right after.
+assert all(-(-MR // w) * w - MR <= MR for w in (VEC_BYTES // 4, VEC_BYTES // 8)), "MR too small for the vectors"
 
 
 @jit(**_JIT)
@@ -117,6 +122,7 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
     """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
     src or, when transposed, src^T (src is n x k).  Unless sums is empty (then w = MR),
     also sums[jp*w + r] = sum over p of S[p, jp*w + r], p in order, from the panel in cache."""
+    vector_width()
     zero = dst.dtype.type(0)
     j0 = jp * w
     nj = min(w, n - j0)
@@ -138,12 +144,12 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
             col = out[p0 * w + r:]
             for q in range(k - p0):
                 col[q * w] = row[q]
-    elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: two vectors of row p of S
+    elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: NR_VECS vectors of row p of S
         v = lanes(dst)
         for p in range(k):
             sp = p * n + j0
-            vstore(out, p * w, vload(src, sp))
-            vstore(out, p * w + v, vload(src, sp + v))
+            for h in range(0, w, v):
+                vstore(out, p * w + h, vload(src, sp + h))
     elif nj == w and w == MR:    # row p of the panel: MR values of row p of S (a top layer's
         for p in range(k):       # dz^T: 2.3x the time in the general copy at 1024 x 256)
             sp = p * n + j0
@@ -158,28 +164,8 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
         for p in range(k):
             for r in range(nj, w):
                 out[p * w + r] = zero
-    if sums.shape[0] > 0:        # (panels of A: w = MR = 6)
-        _panel_sums(out, k, j0, nj, sums)
-
-
-@jit(**_LEAF)
-def _panel_sums(out, k, j0, nj, sums):
-    """sums[j0 + r] = sum over p, in order, of out[p*MR + r], r < nj: the row sums of op(A)
-    from its packed panel (the bias gradient db = sum over the batch of dz)."""
-    # Six named sums side by side, not a loop over r with the sum inside: LLVM vectorised
-    # that strided reduction into 500 instructions, 10 % of all the code it compiled.
-    zero = out.dtype.type(0)
-    s0 = s1 = s2 = s3 = s4 = s5 = zero
-    for p in range(k):
-        q = p * MR
-        s0 += out[q]
-        s1 += out[q + 1]
-        s2 += out[q + 2]
-        s3 += out[q + 3]
-        s4 += out[q + 4]
-        s5 += out[q + 5]
-    for r in range(nj):
-        sums[j0 + r] = (s0, s1, s2, s3, s4, s5)[r]
+    if sums.shape[0] > 0:        # (panels of A: w = MR)
+        panel_sums(out, k, j0, nj, sums)
 
 
 @jit(parallel=True, **_JIT)
@@ -196,102 +182,13 @@ def pack(src, transposed, w, dst):
 
 # -- the product ----------------------------------------------------------------------
 @jit(**_LEAF)
-def _store_row(c, off, nr, w, first, v0, v1):
-    """C row segment c.flat[off : off + nr] = (or +=, after the first k block) [v0 v1]."""
-    if nr == 2 * w:
-        if first:
-            vstore(c, off, v0)
-            vstore(c, off + w, v1)
-        else:
-            vstore(c, off, vadd(vload(c, off), v0))
-            vstore(c, off + w, vadd(vload(c, off + w), v1))
-    else:
-        _store_ragged(c, off, nr, w, first, v0, v1)
-
-
-@jit(**_LEAF)
-def _store_ragged(c, off, nr, w, first, v0, v1):
-    """_store_row at the ragged right edge of C: the first vector whole if it fits, the
-    rest lane by lane."""
-    r0 = 0
-    if nr >= w:
-        vstore(c, off, v0 if first else vadd(vload(c, off), v0))
-        r0 = w
-    for r in range(r0, nr):
-        x = vlane(v0, r) if r < w else vlane(v1, r - w)
-        sstore(c, off + r, x if first else x + sload(c, off + r))
-
-
-# The micro-kernel and the functions it calls are compiled as functions of their own,
-# not inlined by Numba (inline="always"): each inlined copy was type-inferred and
-# compiled again, seconds of the first call.  LLVM still inlines them where they are used.
-@jit(**_LEAF)
-def _micro(kc, a, a0, a1, a2, a3, a4, a5, step, pb, bo, bs, c):
-    """c[6 rows, 2 vectors] (+)= sum over kc values of p of A[0:6, p] (outer) B[p, 0:2 vectors].
-
-    A[r, p] = a[a_r + p*step] (A read in place, step 1, or a packed panel, step MR);
-    B[p, :] = pb[bo + p*bs :][:2 vectors] (a packed panel, bs = NR, or op(B) read in
-    place, bs = its row length).  Returns the 12 accumulators (c only gives their
-    type), for _store_block: the store code once, not in each of _micro's two
-    specialisations (see _tile)."""
-    w = lanes(c)
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = vzero(c)
-    for p in range(kc):
-        b0 = vload(pb, bo)                          # B[p, 0:w]
-        b1 = vload(pb, bo + w)                      # B[p, w:2w]
-        x = vbroadcast(a, a0)                       # A[0, p] in every lane
-        c00 = vfma(x, b0, c00)                      # c[0, :] += A[0, p] * B[p, :]
-        c01 = vfma(x, b1, c01)
-        x = vbroadcast(a, a1)
-        c10 = vfma(x, b0, c10)
-        c11 = vfma(x, b1, c11)
-        x = vbroadcast(a, a2)
-        c20 = vfma(x, b0, c20)
-        c21 = vfma(x, b1, c21)
-        x = vbroadcast(a, a3)
-        c30 = vfma(x, b0, c30)
-        c31 = vfma(x, b1, c31)
-        x = vbroadcast(a, a4)
-        c40 = vfma(x, b0, c40)
-        c41 = vfma(x, b1, c41)
-        x = vbroadcast(a, a5)
-        c50 = vfma(x, b0, c50)
-        c51 = vfma(x, b1, c51)
-        a0 += step
-        a1 += step
-        a2 += step
-        a3 += step
-        a4 += step
-        a5 += step
-        bo += bs
-    return c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
-
-
-@jit(**_LEAF)
-def _store_block(c, co, ldc, mr, nr, first, acc):
-    """The micro-kernel's block of C: rows co, co + ldc, ... (mr of them, nr columns) =
-    (or += , after the first k block) the accumulators acc, two vectors per row."""
-    w = lanes(c)
-    _store_row(c, co, nr, w, first, acc[0], acc[1])
-    if mr > 1:
-        _store_row(c, co + ldc, nr, w, first, acc[2], acc[3])
-    if mr > 2:
-        _store_row(c, co + 2 * ldc, nr, w, first, acc[4], acc[5])
-    if mr > 3:
-        _store_row(c, co + 3 * ldc, nr, w, first, acc[6], acc[7])
-    if mr > 4:
-        _store_row(c, co + 4 * ldc, nr, w, first, acc[8], acc[9])
-    if mr > 5:
-        _store_row(c, co + 5 * ldc, nr, w, first, acc[10], acc[11])
-
-
-@jit(**_LEAF)
 def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
     """The tile's finishing pass while it is still in cache.  Row views starting at 0 and
     the activation branch taken outside the inner loop let LLVM vectorise each loop; one
     loop per activation code (identity, sigmoid, tanh, ReLU), each with its function
     known when compiled: a loop with the run-time code inside was compiled once per code
     by LLVM, sigmoid twice (964 instructions against 702, at every level of the call tree)."""
+    vector_width()
     one = c.dtype.type(1)
     if epilogue == EPI_BIAS_ACT:
         b = bias[j0:j1]
@@ -334,10 +231,10 @@ def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
             o = q * m * MR - j                   # pa[o + i*MR + j + r] = c[i, j + r]
             r0 = max(j0 - j, 0)
             r1 = min(j1 - j, MR)
-            # A whole row of the panel is a vector of c (two in float64) stored at once:
-            # the 2 values past it land in the next row's place, written right after, so
-            # the tile's last row (whose next row is another tile's) is copied value by
-            # value, as are panels shared with another tile.
+            # A whole row of the panel is stored as whole vectors of c: the values past
+            # it land in the next row's place, written right after, so the tile's last
+            # row (whose next row is another tile's) is copied value by value, as are
+            # panels shared with another tile.
             i_vec = i1 - 1 if r0 == 0 and r1 == MR else i0
             for i in range(i0, i_vec):
                 for h in range(0, MR, v):
@@ -352,6 +249,7 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
     run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
     the rows of A (read once from memory) rather than each reading all of A."""
+    vector_width()
     m, n = c.shape
     nr = panel_width(c)
     kc_max = k_block(c)
@@ -366,8 +264,7 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
     j0 = (jt * s_cols // n_jt) * nr
     j1 = min(n, ((jt + 1) * s_cols // n_jt) * nr)
     # A packed (panels of MR rows: A[i, p] = a[i*k + p*MR + i % MR]) or read in place,
-    # A[i, p] = a[i*k + p], or, unless a_rows is empty, a[a_rows[i]*k + p]
-    mapped = a_rows.shape[0] > 0
+    # A[i, p] = a[i*k + p], or, unless a_rows is empty, a[a_rows[i]*k + p] (a_offsets)
     for k0 in range(0, k, kc_max):
         kc = min(kc_max, k - k0)
         for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
@@ -376,33 +273,19 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
             else:                                                # packed: pb[((jp * k + p) * nr) + r]
                 src, bo, bs = pb, (jp * k + k0) * nr, nr
             for i in range(i0, i1, MR):                          # ... against each sliver of A
-                # A[i + r, k0 + p] = a[a_r + p*MR] packed, a[a_r + p] in place; rows past
-                # mr repeat the last valid one (computed, never stored)
                 mr = min(MR, i1 - i)
+                ao = a_offsets(a_packed, a_rows, i, mr, k, k0)
+                co = i * n + jp * nr
+                ncols = min(nr, n - jp * nr)
+                # The step along p as a constant, one specialisation of micro per layout:
+                # with the step a run-time value, LLVM's unrolled loop kept a register per
+                # row offset into A and spilled; with a constant, A[r, p + 1] is a
+                # displacement from A[r, p].
                 if a_packed:
-                    a0 = i * k + k0 * MR
-                    a1, a2, a3, a4, a5 = a0 + 1, a0 + 2, a0 + 3, a0 + 4, a0 + 5
-                elif mapped:
-                    a0 = a_rows[i] * k + k0
-                    a1 = a_rows[i + min(1, mr - 1)] * k + k0
-                    a2 = a_rows[i + min(2, mr - 1)] * k + k0
-                    a3 = a_rows[i + min(3, mr - 1)] * k + k0
-                    a4 = a_rows[i + min(4, mr - 1)] * k + k0
-                    a5 = a_rows[i + min(5, mr - 1)] * k + k0
+                    acc = micro(kc, a, ao, MR, src, bo, bs, c, co, n, mr, ncols, k0 == 0)
                 else:
-                    a0 = i * k + k0
-                    a1, a2 = a0 + min(1, mr - 1) * k, a0 + min(2, mr - 1) * k
-                    a3, a4, a5 = a0 + min(3, mr - 1) * k, a0 + min(4, mr - 1) * k, a0 + min(5, mr - 1) * k
-                # The step along p as a constant, one specialisation of _micro per layout:
-                # with the step a run-time value, LLVM's unrolled loop kept 12 offsets into
-                # A (registers spilled to the stack); with a constant, A[r, p + 1] is a
-                # displacement from A[r, p].  MB's products took 10.6 % less time
-                # (docs/performance.md, sixth session).
-                if a_packed:
-                    acc = _micro(kc, a, a0, a1, a2, a3, a4, a5, MR, src, bo, bs, c)
-                else:
-                    acc = _micro(kc, a, a0, a1, a2, a3, a4, a5, 1, src, bo, bs, c)
-                _store_block(c, i * n + jp * nr, n, mr, min(nr, n - jp * nr), k0 == 0, acc)
+                    acc = micro(kc, a, ao, 1, src, bo, bs, c, co, n, mr, ncols, k0 == 0)
+                store_block(c, co, n, mr, ncols, acc)
     if k == 0:
         for i in range(i0, i1):
             for j in range(j0, j1):
@@ -426,8 +309,8 @@ def _keep_rows(a, a_rows, k, dst, m, i0, i1):
             src = a_rows[i] * k + j
             o = (jp * m + i) * nr
             if j + nr <= k:
-                vstore(dst, o, vload(a, src))
-                vstore(dst, o + v, vload(a, src + v))
+                for h in range(0, nr, v):
+                    vstore(dst, o + h, vload(a, src + h))
             else:
                 for r in range(nr):
                     sstore(dst, o + r, sload(a, src + r) if j + r < k else dst.dtype.type(0))
@@ -439,7 +322,7 @@ def _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t):
     its sums), else panel pb0 + t - n_pa of op(B).  (One call of _pack_panel, not one per
     operand: each call site was another copy of the packing code for LLVM to compile.)"""
     if t < n_pa and a_packed:
-        _panel_sums(pa[t * k * MR:(t + 1) * k * MR], k, t * MR, min(MR, m - t * MR), sums)
+        panel_sums(pa[t * k * MR:(t + 1) * k * MR], k, t * MR, min(MR, m - t * MR), sums)
         return
     if t < n_pa:                 # op(A)^T = a, stored (k, m): panels of MR columns of a
         src, transposed, cols, w, dst, jp, s = a, AS_IS, m, A_PANEL, pa, t, sums
@@ -487,6 +370,7 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded):
     packing tasks, one per panel, then the tiles of c.  threaded: THREADED, or
     SERIAL_ONLY for a specialisation with no parallel loop (see top).
     """
+    vector_width()
     m, n = c.shape
     nr = panel_width(c)
     b_packed = epilogue >= B_PACKED

@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
-from .._config import KERNEL_JIT, LEAF_JIT
+from .._config import KERNEL_JIT, LEAF_JIT, STRICT_FASTMATH, STRICT_LEAF_JIT
 from . import jit
 from .activations import sigmoid
+from .simd import vector_width
 from .vexp import exp
 
 SOFTMAX_XENT, SIGMOID_BCE, IDENTITY_MSE = 0, 1, 2
@@ -27,9 +28,12 @@ CODES = {"softmax": SOFTMAX_XENT, "sigmoid": SIGMOID_BCE, "identity": IDENTITY_M
 
 _JIT = KERNEL_JIT
 _LEAF = LEAF_JIT
+# Every sum here is in source order, whatever the vector width (_config.STRICT_FASTMATH):
+# softmax's denominator reaches the weights through dz, and the loss sums are reported.
+_STRICT = dict(KERNEL_JIT, fastmath=STRICT_FASTMATH)
 
 
-@jit(**_LEAF)
+@jit(**STRICT_LEAF_JIT)
 def _softmax_inplace(z, r):
     """z[r] = softmax(z[r]), stably (max subtracted).  Returns (logsumexp of the old z[r], argmax)."""
     n = z.shape[1]
@@ -39,11 +43,12 @@ def _softmax_inplace(z, r):
         if z[r, j] > m:
             m = z[r, j]
             best = j
+    vector_width()
+    for j in range(n):           # element by element: vectorised
+        z[r, j] = exp(z[r, j] - m)
     s = z.dtype.type(0)
-    for j in range(n):
-        e = exp(z[r, j] - m)
-        z[r, j] = e
-        s += e
+    for j in range(n):           # the sum, in order
+        s += z[r, j]
     for j in range(n):
         z[r, j] = z[r, j] / s
     return m + math.log(s), best
@@ -54,9 +59,10 @@ def _softmax_inplace(z, r):
 # to build on the first call (about a second) for a few microseconds a step.  The loops
 # are written out here, not in a function per loss: each compiled function costs its own
 # compile on the first call.
-@jit(**_JIT)
+@jit(**_STRICT)
 def output_loss(z, y, idx, dz, stats, code):
     """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
+    vector_width()
     b, n = z.shape
     one = z.dtype.type(1)
     if code == SOFTMAX_XENT:
@@ -100,6 +106,7 @@ def output_loss(z, y, idx, dz, stats, code):
 
 @jit(**_LEAF)
 def _output_function_row(z, r, code):
+    vector_width()
     if code == SOFTMAX_XENT:
         _softmax_inplace(z, r)
     elif code == SIGMOID_BCE:

@@ -15,6 +15,7 @@ from numba import njit
 
 from .._config import INLINE_JIT, KERNEL_JIT
 from . import jit
+from .simd import vector_width
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
 HYPER_SIZE = 13
@@ -43,6 +44,7 @@ def advance(hyper):
 @jit(**_JIT)
 def update(params, grads, state, hyper):
     """One optimizer step, params -= lr * (transformed) grads, element by element."""
+    vector_width()
     t = params.dtype.type
     kind = int(hyper[0])
     lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])

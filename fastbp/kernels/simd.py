@@ -5,10 +5,15 @@ LLVM vectorises a loop by itself, but only its innermost loop, and it cannot kee
 accumulator that lives in memory in a register.  The outer-product micro-kernel needs
 MR x NR accumulators that stay in registers across the whole reduction loop, so it
 spells them out as local variables of a vector type: ``Vec`` is one machine vector
-(``VEC_BYTES`` wide: 8 float32 or 4 float64 lanes with AVX2) and the functions below are
-the few instructions the kernels need.  They are ordinary LLVM vector instructions, so
-LLVM still allocates registers and schedules them; on a machine with narrower vectors it
-splits them.
+(``VEC_BYTES`` wide, set by the instruction-set level: 16 float32 or 8 float64 lanes at
+avx512, 8 or 4 at avx2) and the functions below are the few instructions the kernels
+need.  They are ordinary LLVM vector instructions, so LLVM still allocates registers and
+schedules them; on a machine with narrower vectors it splits them.
+
+The loops LLVM vectorises by itself (epilogues, losses, the optimizer update) follow the
+level too: LLVM prefers 256-bit vectors on most AVX-512 CPUs, so every function that
+uses a vector instruction below, or calls ``vector_width()``, is marked with the function
+attributes "prefer-vector-width" and "min-legal-vector-width" of the level's width.
 
 Every load and store takes a flat element offset into a C-contiguous array's buffer and
 does no bounds or negative-index check: the callers guarantee the offsets are in range.
@@ -34,6 +39,27 @@ class _VecModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         elem = dmm.lookup(fe_type.dtype).get_value_type()
         super().__init__(dmm, fe_type, ir.VectorType(elem, fe_type.lanes))
+
+
+_WIDTH_ATTRIBUTES = (f'"prefer-vector-width"="{VEC_BYTES * 8}"', f'"min-legal-vector-width"="{VEC_BYTES * 8}"')
+
+
+def _mark_width(builder):
+    """Tell LLVM the vector width of the function being built (see top).  set.add: llvmlite's
+    own add() accepts only the attributes it knows by name, not LLVM's string attributes."""
+    attrs = builder.function.attributes
+    for a in _WIDTH_ATTRIBUTES:
+        if a not in attrs:
+            set.add(attrs, a)
+
+
+@intrinsic
+def vector_width(typingctx):
+    """Mark the calling function with the level's vector width (does nothing at run time)."""
+    def codegen(context, builder, sig, args):
+        _mark_width(builder)
+        return context.get_dummy_value()
+    return types.none(), codegen
 
 
 def _is_float_array(arr):
@@ -67,6 +93,7 @@ def vzero(typingctx, arr):
     vt = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         return ir.Constant(context.get_value_type(vt), None)
     return vt(arr), codegen
 
@@ -79,6 +106,7 @@ def vload(typingctx, arr, offset):
     vt = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
         vptr = builder.bitcast(ptr, context.get_value_type(vt).as_pointer())
         return builder.load(vptr, align=arr.dtype.bitwidth // 8)
@@ -93,6 +121,7 @@ def vbroadcast(typingctx, arr, offset):
     vt = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
         x = builder.load(ptr)
         vty = context.get_value_type(vt)
@@ -109,6 +138,7 @@ def vfma(typingctx, x, y, acc):
         return None
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         vty = args[0].type
         bits = 32 if isinstance(vty.element, ir.FloatType) else 64
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
@@ -124,6 +154,7 @@ def vadd(typingctx, x, y):
         return None
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         return builder.fadd(args[0], args[1])
     return x(x, y), codegen
 
@@ -135,6 +166,7 @@ def vstore(typingctx, arr, offset, v):
         return None
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
         vptr = builder.bitcast(ptr, context.get_value_type(sig.args[2]).as_pointer())
         builder.store(args[2], vptr, align=arr.dtype.bitwidth // 8)
@@ -177,6 +209,18 @@ def vlane(typingctx, v, i):
     return v.dtype(v, i), codegen
 
 
+@intrinsic
+def vinsert(typingctx, v, i, x):
+    """v with lane i set to x (for the few loads at the ragged edge of a matrix)."""
+    if not (isinstance(v, Vec) and isinstance(i, types.Integer) and x == v.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.insert_element(args[0], args[2], builder.trunc(
+            context.cast(builder, args[1], sig.args[1], types.int64), ir.IntType(32)))
+    return v(v, i, x), codegen
+
+
 def _block_type(arr):
     vt = Vec(arr.dtype)
     return vt, types.UniTuple(vt, vt.lanes)
@@ -190,6 +234,7 @@ def vload_block(typingctx, arr, offset, stride):
     vt, bt = _block_type(arr)
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         vptr_t = context.get_value_type(vt).as_pointer()
         off = context.cast(builder, args[1], sig.args[1], types.intp)
         step = context.cast(builder, args[2], sig.args[2], types.intp)
@@ -211,6 +256,7 @@ def vstore_block(typingctx, arr, offset, stride, block):
     vt = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         vptr_t = context.get_value_type(vt).as_pointer()
         off = context.cast(builder, args[1], sig.args[1], types.intp)
         step = context.cast(builder, args[2], sig.args[2], types.intp)
@@ -233,6 +279,7 @@ def vtranspose(typingctx, block):
     n = block.count
 
     def codegen(context, builder, sig, args):
+        _mark_width(builder)
         rows = [builder.extract_value(args[0], i) for i in range(n)]
         h = n // 2
         while h >= 1:

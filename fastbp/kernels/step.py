@@ -29,6 +29,7 @@ from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_
                    SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
 from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
+from .simd import vector_width
 
 _JIT = KERNEL_JIT
 # NumPy scalars, not Python constants: Numba would compile a literal into a separate
@@ -118,6 +119,7 @@ def backward(x, idx, params, grads, meta, ws, dz, kept, threaded):
 @jit(**_JIT)
 def l2_weights(params, grads, meta, coef):
     """L = 0.5 coef sum(W^2) over the weights, not the biases:  dW += coef * W.  Returns sum(W^2)."""
+    vector_width()
     c = params.dtype.type(coef)
     sq = 0.0
     for l in range(meta.shape[0]):
@@ -138,6 +140,7 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     hyper[STEPS] (and derive Adam's bias corrections) first.  Returns (loss sum, hits) of
     the data term over all their samples; an L2 term on the weights is added when
     hyper[L2_WEIGHTS] != 0 (optim.py).  ``threaded``: threading_for(meta, batch_size)."""
+    vector_width()   # (kernels/simd.py: loops inlined here vectorise at the level's width)
     dz_a = ws[1]
     loss = 0.0
     hits = 0.0
@@ -176,6 +179,7 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
 @njit(**ENTRY_JIT)
 def eval_batch(x, y, idx, params, meta, out_code, ws, stats, threaded):
     """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
+    vector_width()
     dz_a = ws[1]
     b = idx.shape[0]
     z = forward(x, idx, params, meta, ws, ws[5][:0], threaded)
@@ -186,6 +190,7 @@ def eval_batch(x, y, idx, params, meta, out_code, ws, stats, threaded):
 @njit(**ENTRY_JIT)
 def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
     """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
+    vector_width()
     z = forward(x, idx, params, meta, ws, ws[5][:0], threaded)
     output_function(z, out_code)
     for r in range(z.shape[0]):

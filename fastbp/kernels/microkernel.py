@@ -1,0 +1,154 @@
+"""The matrix product's micro-kernel, written out for the level's MR x NR_VECS shape.
+
+An MR x NR block of C must live in MR * NR_VECS named vector variables (LLVM keeps local
+variables in registers, never a small array), so each shape is its own function text.
+Rather than keep one hand-written copy per level, the few functions that name one
+variable per row or per vector are generated here from their shape; at avx2 (6 x 2) the
+micro-kernel reads:
+
+    def _micro(kc, a, ao, step, pb, bo, bs, c, co, ldc, mr, nr, first):
+        w = lanes(c)
+        a0, a1, a2, a3, a4, a5 = ao
+        c0_0 = c0_1 = ... = c5_1 = vzero(c)
+        if not first:                         # go on from the k blocks before
+            c0_0 = _load_part(c, co + 0 * ldc + 0 * w, nr - 0 * w)
+            ...                               # (rows r < mr only)
+        for p in range(kc):
+            b0 = vload(pb, bo + 0 * w)        # B[p, 0:w]
+            b1 = vload(pb, bo + 1 * w)        # B[p, w:2w]
+            x = vbroadcast(a, a0)             # A[0, p] in every lane
+            c0_0 = vfma(x, b0, c0_0)          # c[0, :] += A[0, p] * B[p, :]
+            c0_1 = vfma(x, b1, c0_1)
+            ...                               # rows 1 to 5 alike
+            a0 += step
+            ...
+            bo += bs
+        return c0_0, c0_1, ..., c5_1
+
+``print(fastbp.kernels.microkernel.SOURCE)`` shows the text of the running level.
+Each element of C is one chain of fused multiply-adds over the whole reduction axis, in
+order (a later k block goes on from the stored partial sum, it does not start a new
+one): so its bits depend neither on MR, NR nor KC, and every level computes the same C.
+"""
+import linecache
+
+from .._config import LEAF_JIT, MR, NR_VECS, STRICT_LEAF_JIT
+from . import jit
+from .simd import lanes, sload, sstore, vbroadcast, vfma, vinsert, vlane, vload, vstore, vzero
+
+
+@jit(**LEAF_JIT)
+def _load_part(c, off, n):
+    """The vector c.flat[off : off + lanes], of which only the first n lanes (n may be <= 0
+    or past lanes) are read; the others are zero.  Never reads past n."""
+    w = lanes(c)
+    if n >= w:
+        return vload(c, off)
+    v = vzero(c)
+    for r in range(max(n, 0)):
+        v = vinsert(v, r, sload(c, off + r))
+    return v
+
+
+@jit(**LEAF_JIT)
+def _store_part(c, off, n, v):
+    """c.flat[off : off + n] = the first n lanes of v (all of them when n >= lanes)."""
+    w = lanes(c)
+    if n >= w:
+        vstore(c, off, v)
+    else:
+        for r in range(max(n, 0)):
+            sstore(c, off + r, vlane(v, r))
+
+
+def _generate(mr, nv):
+    """The text of the shape's functions."""
+    rows, vecs = range(mr), range(nv)
+    acc = [f"c{r}_{h}" for r in rows for h in vecs]
+    a = [f"a{r}" for r in rows]
+    L = []
+    # -- the micro-kernel
+    L.append("def _micro(kc, a, ao, step, pb, bo, bs, c, co, ldc, mr, nr, first):")
+    L.append(f'    """c[{mr} rows, {nv} vectors] = (the block so far, unless first) + sum over kc values of p')
+    L.append("    of A[r, p] B[p, :]: A[r, p] = a[ao[r] + p*step] (A in place, step 1, or a packed panel,")
+    L.append("    step MR), B[p, :] = pb[bo + p*bs :] (a packed panel, bs = NR, or op(B) in place, bs = its")
+    L.append("    row length).  Row r of the block is c.flat[co + r*ldc :][:nr], rows r < mr.  Returns the")
+    L.append('    accumulators, row by row, for _store_block."""')
+    L.append("    w = lanes(c)")
+    L.append(f"    {', '.join(a)}, = ao")
+    L.append(f"    {' = '.join(acc)} = vzero(c)")
+    L.append("    if not first:")
+    for r in rows:
+        ind = "        " if r == 0 else "            "
+        if r > 0:
+            L.append(f"        if mr > {r}:")
+        for h in vecs:
+            L.append(f"{ind}c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
+    L.append("    for p in range(kc):")
+    for h in vecs:
+        L.append(f"        b{h} = vload(pb, bo + {h} * w)")
+    for r in rows:
+        L.append(f"        x = vbroadcast(a, a{r})")
+        for h in vecs:
+            L.append(f"        c{r}_{h} = vfma(x, b{h}, c{r}_{h})")
+    for r in rows:
+        L.append(f"        a{r} += step")
+    L.append("        bo += bs")
+    L.append(f"    return {', '.join(acc)}")
+    L.append("")
+    # -- storing the block
+    L.append("def _store_block(c, co, ldc, mr, nr, acc):")
+    L.append('    """Rows r < mr of the micro-kernel\'s block of C (nr columns each) = its accumulators."""')
+    L.append("    w = lanes(c)")
+    for r in rows:
+        ind = "    " if r == 0 else "        "
+        if r > 0:
+            L.append(f"    if mr > {r}:")
+        for h in vecs:
+            L.append(f"{ind}_store_part(c, co + {r} * ldc + {h} * w, nr - {h} * w, acc[{r * nv + h}])")
+    L.append("")
+    # -- where the rows of A start
+    L.append("def _a_offsets(a_packed, a_rows, i, mr, k, k0):")
+    L.append('    """ao[r], where row i + r of A starts at column k0 (see _micro): a packed panel')
+    L.append("    (A[i + r, p] = a[i*k + p*MR + r]), or read in place, through the row map a_rows unless")
+    L.append('    it is empty.  Rows past mr repeat the last valid one (computed, never stored)."""')
+    L.append("    if a_packed:")
+    L.append("        o = i * k + k0 * MR")
+    L.append(f"        return ({', '.join(f'o + {r}' for r in rows)},)")
+    L.append("    if a_rows.shape[0] > 0:")
+    L.append(f"        return ({', '.join(f'a_rows[i + min({r}, mr - 1)] * k + k0' for r in rows)},)")
+    L.append("    o = i * k + k0")
+    L.append(f"    return ({', '.join(f'o + min({r}, mr - 1) * k' for r in rows)},)")
+    L.append("")
+    # -- row sums of a packed panel of A
+    L.append("def _panel_sums(out, k, j0, nj, sums):")
+    L.append('    """sums[j0 + r] = sum over p, in order, of out[p*MR + r], r < nj: the row sums of op(A)')
+    L.append("    from its packed panel (the bias gradient db = sum over the batch of dz).  MR named")
+    L.append("    sums side by side, each in order (strict: no reassociation, so no vector-wide partial")
+    L.append('    sums); a loop over r with the sum inside was 500 instructions of vectorised code."""')
+    L.append("    zero = out.dtype.type(0)")
+    L.append(f"    {' = '.join(f's{r}' for r in rows)} = zero")
+    L.append("    for p in range(k):")
+    L.append("        q = p * MR")
+    for r in rows:
+        L.append(f"        s{r} += out[q + {r}]")
+    L.append("    for r in range(nj):")
+    L.append(f"        sums[j0 + r] = ({', '.join(f's{r}' for r in rows)},)[r]")
+    return "\n".join(L) + "\n"
+
+
+SOURCE = _generate(MR, NR_VECS)
+_FILE = f"<fastbp micro-kernel {MR}x{NR_VECS}>"
+# registered with linecache so that tracebacks and Numba's messages can show the lines
+linecache.cache[_FILE] = (len(SOURCE), None, SOURCE.splitlines(True), _FILE)
+_namespace = dict(MR=MR, lanes=lanes, vload=vload, vbroadcast=vbroadcast, vfma=vfma, vzero=vzero,
+                  _load_part=_load_part, _store_part=_store_part)
+exec(compile(SOURCE, _FILE, "exec"), _namespace)
+
+# The micro-kernel and the functions it calls are compiled as functions of their own,
+# not inlined by Numba (inline="always"): each inlined copy was type-inferred and
+# compiled again, seconds of the first call.  LLVM still inlines them where they are used.
+micro = jit(**LEAF_JIT)(_namespace["_micro"])
+store_block = jit(**LEAF_JIT)(_namespace["_store_block"])
+a_offsets = jit(**LEAF_JIT)(_namespace["_a_offsets"])
+panel_sums = jit(**STRICT_LEAF_JIT)(_namespace["_panel_sums"])
