@@ -58,9 +58,10 @@ STRICT_LEAF_JIT = dict(LEAF_JIT, fastmath=STRICT_FASTMATH)
 # Each element of C is one chain of fused multiply-adds over the whole reduction, in
 # order, whatever the shapes: every level gives the same bits (gemm.py).
 LEVELS = {
-    # 32 registers: 12 x 2 = 24 accumulators, 2 vectors of B, 1 broadcast (27).  A wider
-    # NR (32 float32 columns) halves KC for the same L1 panel (32 KiB).
-    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=1024, MC=48, NC=128),
+    # 32 registers: 12 x 2 = 24 accumulators, 2 vectors of B, 1 broadcast (27).  The
+    # 64 KiB float32 panel of B (512 x 32) outgrows L1, yet KC = 512 was faster than 256
+    # (MB, L on a 2-core Xeon, 2026-12-02; docs/performance.md).
+    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
     # 16 registers: 6 x 2 = 12 accumulators, 2 of B, 1 broadcast (15).
     "avx2": dict(VEC_BYTES=32, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
     # 16 registers (SSE; NEON has 32 but its FMA throughput is the limit): as AVX2.

@@ -1,0 +1,118 @@
+"""Instruction-set levels: chosen from the host or FASTBP_ISA, the same bits at every level,
+512-bit code where the level says so, a cache stamp per level, and the kernel, gradient and
+training tests at every level.  A level the CPU lacks still runs (LLVM splits its vectors)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastbp import _config, _isa
+
+LEVELS = list(_isa.LEVEL_NAMES)
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+# Trains a few networks (every activation, both dtypes, a threaded product whose reduction
+# crosses a k block at every level) and prints the level, a hash of the weights, the
+# losses, and the fused multiply-adds of train_steps' machine code by register width.
+_WORKLOAD = r"""
+import hashlib, json, re
+import numpy as np
+import fastbp
+from fastbp import _config
+from fastbp.kernels.step import train_steps
+rng = np.random.default_rng(0)
+out = {"level": _config.ISA, "runs": []}
+for dtype in ("float32", "float64"):
+    for act in ("sigmoid", "tanh", "relu"):
+        X = rng.standard_normal((300, 37)).astype(dtype); y = rng.integers(0, 5, 300)
+        m = fastbp.MLP([37, 33, 5], activation=act, dtype=dtype, seed=1)
+        h = m.fit(X, y, epochs=2, batch_size=64, optimizer=fastbp.Adam(1e-2), verbose=0)
+        out["runs"].append([dtype, act, hashlib.sha256(m.params.tobytes()).hexdigest(), h.history["loss"]])
+    X = rng.standard_normal((300, 600)).astype(dtype); y = rng.integers(0, 10, 300)
+    m = fastbp.MLP([600, 70, 10], dtype=dtype, seed=1)
+    h = m.fit(X, y, epochs=1, batch_size=150, optimizer=fastbp.SGD(0.1, momentum=0.9), verbose=0)
+    out["runs"].append([dtype, "wide", hashlib.sha256(m.params.tobytes()).hexdigest(), h.history["loss"]])
+fma = re.findall(r"vfmadd\d+p[sd]\s+[^\n]*", "".join(train_steps.inspect_asm().values()))
+out["fma"] = {w: sum(f"%{w}" in f for f in fma) for w in ("xmm", "ymm", "zmm")}
+print(json.dumps(out))
+"""
+
+
+def _env(level, cache):
+    env = dict(os.environ, FASTBP_ISA=level, FASTBP_CACHE_DIR=str(cache))
+    env.pop("NUMBA_NUM_THREADS", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    """A compile cache per level, shared by this file's runs at that level (compiles are
+    most of their time)."""
+    return {level: tmp_path_factory.mktemp(f"cache-{level}") for level in LEVELS}
+
+
+@pytest.fixture(scope="module")
+def runs(caches):
+    """The workload at every level, each in a new process with an empty compile cache (so
+    the machine code is compiled there and can be inspected)."""
+    out = {}
+    for level in LEVELS:
+        r = subprocess.run([sys.executable, "-c", _WORKLOAD], env=_env(level, caches[level]),
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[level] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_host_decides_and_fastbp_isa_forces():
+    assert _isa.host_level({"avx512f": True, "avx2": True, "fma": True})[0] == "avx512"
+    assert _isa.host_level({"avx512f": False, "avx2": True, "fma": True})[0] == "avx2"
+    assert _isa.host_level({"avx2": True, "fma": False})[0] == "sse"
+    assert _isa.host_level({"neon": True})[0] == "sse"
+    level, reason = _isa.choose({"FASTBP_ISA": "SSE"}, {"avx512f": True})
+    assert level == "sse" and "FASTBP_ISA" in reason and "avx512" in reason
+    assert _isa.choose({}, {"avx2": True, "fma": True})[0] == "avx2"
+    with pytest.raises(ValueError, match="FASTBP_ISA='avx1024' is not an instruction-set level"):
+        _isa.choose({"FASTBP_ISA": "avx1024"}, {})
+    assert _config.ISA in LEVELS and _config.MR == _config.LEVELS[_config.ISA]["MR"]
+
+
+def test_every_level_gives_the_same_weights_bit_for_bit(runs):
+    assert [runs[lv]["level"] for lv in LEVELS] == LEVELS
+    ref = runs[LEVELS[0]]["runs"]
+    assert len(ref) == 8
+    for level in LEVELS[1:]:
+        for got, want in zip(runs[level]["runs"], ref):
+            assert got == want, f"{level} differs from {LEVELS[0]} on {want[:2]}"
+
+
+def test_each_level_compiles_to_its_vector_width(runs):
+    """The micro-kernel's fused multiply-adds are on zmm registers at avx512 (LLVM would
+    prefer ymm on many AVX-512 CPUs), on ymm at avx2, on xmm at sse."""
+    fma = {lv: runs[lv]["fma"] for lv in LEVELS}
+    assert fma["avx512"]["zmm"] >= 24, fma          # at least the 12 x 2 accumulators
+    assert fma["avx2"]["zmm"] == 0 and fma["avx2"]["ymm"] >= 12, fma
+    assert fma["sse"]["zmm"] == fma["sse"]["ymm"] == 0 and fma["sse"]["xmm"] >= 12, fma
+
+
+def test_cache_stamp_carries_the_level(tmp_path):
+    code = "from fastbp import _cache; print(_cache.STAMP)"
+    stamps = {lv: subprocess.run([sys.executable, "-c", code], env=_env(lv, tmp_path), capture_output=True,
+                                 text=True, check=True).stdout.strip() for lv in LEVELS}
+    assert len(set(stamps.values())) == len(LEVELS), stamps
+
+
+@pytest.mark.parametrize("level", [lv for lv in LEVELS if lv != _config.ISA])
+def test_kernel_gradient_and_training_tests_pass_at_level(level, caches, runs):
+    """The kernel, SIMD and gradient tests, and the training tests of determinism and of the
+    results themselves, again under each level this process does not run (after `runs`,
+    whose compiles they reuse).  (The rest of test_training checks the Python layer.)"""
+    files = [os.path.join(TESTS, f) for f in ("test_kernels.py", "test_simd.py", "test_gradients.py",
+                                              "test_training.py")]
+    pick = "not test_training or same_seed or tiny_network or partial_batch or predict_matches or digits_reaches"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", pick, *files],
+                       env=_env(level, caches[level]), capture_output=True, text=True, timeout=1200, cwd=TESTS)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout.strip().splitlines()[-1]
