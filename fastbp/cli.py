@@ -157,6 +157,10 @@ def _info(args):
         ("sse", "ssse", "avx", "fma", "f16c", "amx", "neon", "sve", "vsx", "altivec")))
     print(f"CPU:             {llvm.get_host_cpu_name()} ({platform.machine()})")
     print("vector ext.:     " + (" ".join(vector) or "none detected"))
+    from fastbp import _config
+    shape = _config.LEVELS[_config.ISA]
+    print(f"kernel level:    {_config.ISA} ({_config.ISA_REASON}; FASTBP_ISA=avx512|avx2|sse forces one): "
+          f"{shape['VEC_BYTES']}-byte vectors, {shape['MR']} x {shape['NR_VECS']}-vector micro-kernel")
     from fastbp import _cache
     print(f"compile cache:   {_cache.cache_dir()}  (stamp {_cache.STAMP[:12]}; set "
           "FASTBP_CACHE_DIR to move it)")

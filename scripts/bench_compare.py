@@ -13,6 +13,12 @@ each configuration's share is of the median roof of its own rounds: on a shared 
 one measurement at the start said more about that moment than about the machine.
 
     python scripts/bench_compare.py --configs S,M,MB,L,XL --dtype float32 --threads 2 --repeat 5
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set on some of our machines for old OpenBLAS
+builds) force NumPy's and scikit-learn's OpenBLAS onto its AVX2 kernel, which understates
+the roof and those peers on AVX-512 CPUs: this script drops both from its own
+environment before NumPy loads (--keep-openblas-env keeps them) and prints which OpenBLAS
+kernel ran (threadpoolctl) and fastbp's instruction-set level (FASTBP_ISA forces one).
 """
 import argparse
 import os
@@ -37,10 +43,15 @@ def parse():
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--peers", default="numpy,torch,jax,sklearn",
                    help="comma-separated subset of numpy,torch,jax,sklearn")
+    p.add_argument("--keep-openblas-env", action="store_true",
+                   help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (by default unset for this run)")
     return p.parse_args()
 
 
 args = parse()
+if not args.keep_openblas_env:    # before NumPy loads OpenBLAS, which reads them once
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        os.environ.pop(var, None)
 # Thread counts must be fixed before the libraries start their pools.
 os.environ.setdefault("NUMBA_NUM_THREADS", str(max(args.threads, 1)))
 if args.threads == 1:
@@ -223,6 +234,16 @@ def main():
         names.append(peer)
     if skipped:
         print(f"skipped (not installed): {', '.join(skipped)}")
+    from fastbp import _config
+    blas = "threadpoolctl not installed"
+    try:
+        from threadpoolctl import threadpool_info
+        blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} kernel {i.get('architecture')}"
+                         for i in threadpool_info() if i.get("user_api") == "blas") or "none found"
+    except ImportError:
+        pass
+    print(f"fastbp level {_config.ISA} ({_config.ISA_REASON}); NumPy's BLAS: {blas}; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
     print(f"fastbp {fastbp.__version__}, dtype {args.dtype}, threads {args.threads}, repeat {args.repeat}; "
           f"GEMM roof: OpenBLAS {args.dtype} {ROOF_N}^3 in every round (median of {ROOF_REPEAT}), "
           f"each configuration's median of its rounds")
