@@ -175,6 +175,16 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "_model")
         return self._model
 
+    def to_onnx(self, path):
+        """Write ``model_`` as an ONNX graph (input "X", output "Y", ``model_``'s dtype).
+
+        "Y" is ``model_.predict``: for a multi-class classifier, ``predict_proba`` (columns in
+        ``classes_`` order; ``classes_[argmax]`` is the label); for a binary classifier, the
+        probability of ``classes_[1]``, one column; for multi-label, one probability per
+        label; for a regressor, ``predict``.  Needs the onnx package.
+        """
+        return self.model_.export_onnx(path)
+
     # -- fitting -----------------------------------------------------------------------
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes

@@ -96,3 +96,25 @@ def test_onnx_digits_network_matches_predict(tmp_path, trained):
     (y,) = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"]).run(None, {"X": X})
     np.testing.assert_allclose(y, model.predict(X), atol=1e-5)
     assert (y.argmax(1) == model.predict_classes(X)).all()
+
+
+def test_cli_export_and_estimator_to_onnx(tmp_path, trained, capsys):
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install 'fastbp[interop]')")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'fastbp[interop]')")
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    from fastbp.cli import main
+    model, X = trained
+    model.save(tmp_path / "m.npz")
+    assert main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    (y,) = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"X": X})
+    np.testing.assert_allclose(y, model.predict(X), atol=1e-5)
+    assert main(["export", str(tmp_path / "missing.npz"), str(tmp_path / "x.onnx")]) == 2
+
+    Xd, yd = fastbp.load_digits()
+    clf = fastbp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(Xd[:300], yd[:300])
+    clf.to_onnx(tmp_path / "c.onnx")
+    (p,) = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"X": Xd[300:400].astype(np.float32)})
+    np.testing.assert_allclose(p, clf.predict_proba(Xd[300:400]), atol=1e-5)
+    assert (clf.classes_[p.argmax(1)] == clf.predict(Xd[300:400])).all()
