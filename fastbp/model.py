@@ -244,7 +244,7 @@ class MLP:
     # -- training ----------------------------------------------------------------------
     def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
-            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None):
+            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None):
         """Train by minibatch gradient descent.
 
         Parameters
@@ -286,6 +286,9 @@ class MLP:
             ``epochs`` in total.  Call with the same data and arguments as the interrupted
             run; the result is then bit-identical to a run that was never stopped.
             Callback state (e.g. EarlyStopping's patience count) is not saved.
+        metrics : list of str or None
+            Extra figures per epoch (see ``evaluate``), on the training rows and, with
+            validation data, as "val_<name>"; each costs a pass of predictions per epoch.
 
         Returns
         -------
@@ -297,7 +300,7 @@ class MLP:
                    shuffle=shuffle, validation_data=validation_data,
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
                    n_threads=n_threads, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                   resume=resume)
+                   resume=resume, metrics=metrics)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):
@@ -323,12 +326,19 @@ class MLP:
         p = self.predict(X, **kwargs)
         return p.argmax(axis=1) if self.output == "softmax" else (p > 0.5).astype(np.int64)
 
-    def evaluate(self, X, y, batch_size=None, n_threads=None):
-        """Mean loss (and accuracy for softmax/sigmoid outputs) on (X, y), as a dict."""
+    def evaluate(self, X, y, batch_size=None, n_threads=None, metrics=None):
+        """Mean loss (and accuracy for softmax/sigmoid outputs) on (X, y), as a dict; with
+        ``metrics`` (names from fastbp.metrics: "top_5_accuracy", "precision", "recall",
+        "f1", "roc_auc", "r2", "mae") those too, from one more pass of predictions."""
+        from . import metrics as _metrics
+        metrics = _metrics.check(metrics, self.output)
         X = self.check_X(X)
         y = self.check_y(y, X.shape[0])
         with self._threads(n_threads):
-            return self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
+            result = self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
+        if metrics:
+            result.update(_metrics.compute(metrics, self.predict(X, batch_size, n_threads), y, self.output))
+        return result
 
     def _evaluate_rows(self, X, y, rows, batch_size=None):
         n = rows.shape[0]

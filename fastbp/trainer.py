@@ -130,7 +130,9 @@ def _save_checkpoint(model, path, epoch, epochs, rng_start, history):
 
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None,
-        checkpoint=None, checkpoint_every=1, resume=None):
+        checkpoint=None, checkpoint_every=1, resume=None, metrics=None):
+    from . import metrics as _metrics
+    metrics = _metrics.check(metrics, model.output)
     X = model.check_X(X)
     y = model.check_y(y, X.shape[0])
     epochs = V.check_int("epochs", epochs, low=0)
@@ -221,6 +223,12 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                 if val is not None:
                     ev = model._evaluate_rows(*val)
                     logs.update({"val_" + key: value for key, value in ev.items()})
+                if metrics:   # a pass of predictions over the training (and validation) rows
+                    logs.update(_metrics.compute(metrics, model.predict(X[train_rows]), y[train_rows], model.output))
+                    if val is not None:
+                        vX, vy = val[0][val[2]], val[1][val[2]]
+                        logs.update({"val_" + k: v for k, v in
+                                     _metrics.compute(metrics, model.predict(vX), vy, model.output).items()})
                 logs["epoch_time"] = seconds
                 logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
                 history.append(epoch, logs)
