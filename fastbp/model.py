@@ -244,7 +244,8 @@ class MLP:
     # -- training ----------------------------------------------------------------------
     def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
-            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None):
+            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None,
+            sample_weight=None, class_weight=None):
         """Train by minibatch gradient descent.
 
         Parameters
@@ -289,6 +290,13 @@ class MLP:
         metrics : list of str or None
             Extra figures per epoch (see ``evaluate``), on the training rows and, with
             validation data, as "val_<name>"; each costs a pass of predictions per epoch.
+        sample_weight : array (n,) of weights >= 0, or None
+            Keras's semantics: each sample's loss term is multiplied by its weight and the
+            minibatch mean still divides by the batch size.  The logged training "loss" is
+            the weighted one; "accuracy" and validation figures are unweighted.
+        class_weight : dict {label: weight}, "balanced" or None
+            Multiplies each sample's weight by its class's; "balanced" is scikit-learn's
+            ``n / (n_classes * count(class))``.  Softmax outputs or one sigmoid unit.
 
         Returns
         -------
@@ -300,7 +308,8 @@ class MLP:
                    shuffle=shuffle, validation_data=validation_data,
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
                    n_threads=n_threads, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                   resume=resume, metrics=metrics)
+                   resume=resume, metrics=metrics, sample_weight=sample_weight,
+                   class_weight=class_weight)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):
