@@ -242,7 +242,7 @@ class MLP:
         return using_threads(n_threads if n_threads is not None else self.n_threads)
 
     # -- training ----------------------------------------------------------------------
-    def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
+    def fit(self, X, y=None, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
             n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None,
             sample_weight=None, class_weight=None):
@@ -250,8 +250,12 @@ class MLP:
 
         Parameters
         ----------
-        X : array (n, n_in)
+        X : array (n, n_in), or an iterable of (X, y) chunks with y omitted
             Inputs.  float arrays of the model's dtype in C order are used without a copy.
+            Chunks (a list, or a function returning a new iterator per epoch) are read in
+            order each epoch, minibatches spanning chunk boundaries, so the weights equal
+            ``fit(X_all, y_all, shuffle=False)``; shuffle, validation, checkpoints, metrics
+            and weights do not apply to them.
         y : array
             Integer labels (n,) for softmax; (n, n_out) targets for sigmoid and identity
             ((n,) is accepted when n_out == 1).
@@ -303,6 +307,15 @@ class MLP:
         History
             With ``resume``, the checkpoint's history followed by the new epochs.
         """
+        from . import _stream
+        if _stream.is_stream(X, y):
+            extra = {"validation_data": validation_data, "validation_split": validation_split or None,
+                     "checkpoint": checkpoint, "resume": resume, "metrics": metrics,
+                     "sample_weight": sample_weight, "class_weight": class_weight}
+            given = [k for k, v in extra.items() if v is not None]
+            if given:
+                raise ValueError(f"fit on a stream of (X, y) chunks does not take {', '.join(given)}")
+            return _stream.fit_stream(self, X, epochs, batch_size, optimizer, callbacks, verbose, n_threads)
         from .trainer import fit
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    shuffle=shuffle, validation_data=validation_data,
