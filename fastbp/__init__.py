@@ -17,7 +17,8 @@ from .warmup import warmup  # noqa: E402
 
 __all__ = ["MLP", "Layer", "SGD", "Adam", "Optimizer", "History", "Callback", "EarlyStopping",
            "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
-           "ModelCheckpoint", "StepDecay", "ExponentialDecay", "CosineDecay", "load", "ModelFileError", "load_digits", "from_torch", "set_num_threads",
+           "ModelCheckpoint", "StepDecay", "ExponentialDecay", "CosineDecay", "load",
+           "ModelFileError", "load_digits", "from_torch", "set_num_threads",
            "get_num_threads", "threading_layer", "warmup", "MLPClassifier", "MLPRegressor",
            "__version__"]
 
