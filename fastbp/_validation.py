@@ -99,3 +99,44 @@ def check_y(y, n, n_out, output, dtype, name="y"):
     if output == "sigmoid" and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} must lie in [0, 1] for a sigmoid (binary cross-entropy) output")
     return arr
+
+
+def sample_weights(sample_weight, class_weight, y, n_out, output, name="sample_weight"):
+    """Per-sample weights (n,) float64 from ``sample_weight`` times ``class_weight[label]``
+    (Keras's fit), or None when both are None.  ``y`` is already checked (check_y)."""
+    if sample_weight is None and class_weight is None:
+        return None
+    n = y.shape[0]
+    w = np.ones(n)
+    if sample_weight is not None:
+        sw = _as_numeric(name, sample_weight).astype(np.float64)
+        if sw.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), one weight per sample, got {sw.shape}")
+        if not all_finite(sw) or sw.min() < 0:
+            raise ValueError(f"{name} must hold finite weights >= 0")
+        w *= sw
+    if class_weight is not None:
+        if output == "softmax":
+            labels, n_classes = y[:, 0].astype(np.int64), n_out
+        elif output == "sigmoid" and n_out == 1:
+            labels, n_classes = (y[:, 0] > 0.5).astype(np.int64), 2
+        else:
+            raise ValueError("class_weight needs class labels: a softmax output, or one sigmoid unit")
+        counts = np.bincount(labels, minlength=n_classes)
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
+            # scikit-learn's compute_class_weight: n / (classes present * count of the class)
+            table = np.where(counts > 0, n / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+        elif isinstance(class_weight, dict):
+            table = np.ones(n_classes)
+            for c, cw in class_weight.items():
+                if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < n_classes:
+                    raise ValueError(f"class_weight key {c!r} is not a class label 0..{n_classes - 1}")
+                if isinstance(cw, bool) or not isinstance(cw, numbers.Real) or not np.isfinite(cw) or cw < 0:
+                    raise ValueError(f"class_weight[{c!r}] must be a finite number >= 0, got {cw!r}")
+                table[int(c)] = float(cw)
+        else:
+            raise TypeError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
+        w *= table[labels]
+    return w

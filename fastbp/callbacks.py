@@ -108,3 +108,165 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.params[:] = self.best_weights
+
+
+# -- learning-rate schedules (applied per epoch: the trainer sets the optimizer's lr before
+# each epoch's compiled calls; the compiled loop keeps one lr for the whole epoch) ------------
+def _positive(name, value, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return float(value)
+
+
+class StepDecay:
+    """lr = initial_lr * factor ** (epoch // step_size)."""
+
+    def __init__(self, initial_lr, step_size, factor=0.1):
+        self.initial_lr = _positive("initial_lr", initial_lr)
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
+        self.step_size = step_size
+        self.factor = _positive("factor", factor)
+
+    def __call__(self, epoch):
+        return self.initial_lr * self.factor ** (epoch // self.step_size)
+
+
+class ExponentialDecay:
+    """lr = initial_lr * gamma ** epoch."""
+
+    def __init__(self, initial_lr, gamma):
+        self.initial_lr = _positive("initial_lr", initial_lr)
+        self.gamma = _positive("gamma", gamma)
+
+    def __call__(self, epoch):
+        return self.initial_lr * self.gamma ** epoch
+
+
+class CosineDecay:
+    """Linear warm-up from initial_lr / (warmup_epochs + 1) to initial_lr over warmup_epochs,
+    then cosine decay to min_lr at epoch ``epochs`` (held there after)."""
+
+    def __init__(self, initial_lr, epochs, warmup_epochs=0, min_lr=0.0):
+        self.initial_lr = _positive("initial_lr", initial_lr)
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) \
+                or not 0 <= warmup_epochs < epochs:
+            raise ValueError(f"warmup_epochs must be an integer in [0, epochs), got {warmup_epochs!r}")
+        self.epochs, self.warmup_epochs = epochs, warmup_epochs
+        self.min_lr = _positive("min_lr", min_lr, allow_zero=True)
+
+    def __call__(self, epoch):
+        if epoch < self.warmup_epochs:
+            return self.initial_lr * (epoch + 1) / (self.warmup_epochs + 1)
+        t = min(1.0, (epoch - self.warmup_epochs) / (self.epochs - self.warmup_epochs))
+        return self.min_lr + 0.5 * (self.initial_lr - self.min_lr) * (1 + math.cos(math.pi * t))
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's lr before each epoch to ``schedule(epoch)`` (epoch counted from 0
+    over the model's life, so a resumed run follows the same schedule)."""
+
+    def __init__(self, schedule):
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable (epoch -> lr), got {schedule!r}")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = self.schedule(epoch)
+        self.model.optimizer.lr = _positive(f"schedule({epoch})", lr)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the lr by ``factor`` after ``patience`` epochs without improvement of ``monitor``."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0,
+                 mode="auto"):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a string, got {monitor!r}")
+        self.factor = _positive("factor", factor)
+        if self.factor >= 1:
+            raise ValueError(f"factor must be < 1, got {factor!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience = monitor, patience
+        self.min_delta = _positive("min_delta", min_delta, allow_zero=True)
+        self.min_lr = _positive("min_lr", min_lr, allow_zero=True)
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in (logs or {}):
+            raise ValueError(f"ReduceLROnPlateau monitor={self.monitor!r} is not among the epoch "
+                             f"logs {sorted(logs or {})}")
+        value = float(logs[self.monitor])
+        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        if better:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):
+            opt = self.model.optimizer
+            opt.lr = max(self.min_lr, opt.lr * self.factor)
+            self.wait = 0
+
+
+class CSVLogger(Callback):
+    """Write one CSV row of epoch logs per epoch to ``path`` (a header row first)."""
+
+    def __init__(self, path, append=False):
+        self.path, self.append = path, bool(append)
+
+    def on_train_begin(self, logs=None):
+        self._file = open(self.path, "a" if self.append else "w", newline="")
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+        row = {"epoch": epoch, **(logs or {})}
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=list(row))
+            if not self.append or self._file.tell() == 0:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (``fastbp.load`` reads it) every ``every`` epochs, or with
+    ``save_best_only`` only when ``monitor`` improved.  ``path`` may hold ``{epoch}``."""
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, every=1, mode="auto"):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.path, self.monitor, self.every = str(path), monitor, every
+        self.save_best_only = bool(save_best_only)
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if self.save_best_only:
+            if self.monitor not in (logs or {}):
+                raise ValueError(f"ModelCheckpoint monitor={self.monitor!r} is not among the "
+                                 f"epoch logs {sorted(logs or {})}")
+            value = float(logs[self.monitor])
+            if not (value < self.best if self.mode == "min" else value > self.best):
+                return
+            self.best = value
+        self.model.save(self.path.format(epoch=epoch + 1))

@@ -69,7 +69,19 @@ def _parser():
             c.add_argument("--proba", action="store_true",
                            help="print the output probabilities instead of the class")
             c.add_argument("--output", "-o", default=None, help="write CSV here instead of stdout")
+    e = sub.add_parser("export", help="write a saved model (or estimator) as an ONNX graph")
+    e.add_argument("model", help="model file written by fastbp train, MLP.save or an estimator's save")
+    e.add_argument("onnx", help="path of the .onnx file to write")
     return p
+
+
+def _export(args):
+    import fastbp
+    model = fastbp.load(args.model)
+    model = getattr(model, "model_", model)   # an estimator's file: its fastbp.MLP
+    model.export_onnx(args.onnx)
+    print(f"wrote {args.onnx}: {'-'.join(map(str, model.sizes))}, input X, output Y ({model.output})")
+    return 0
 
 
 def _train(args):
@@ -250,6 +262,8 @@ def main(argv=None):
             return _predict(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "export":
+            return _export(args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         print(f"fastbp {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,23 @@ def _kept_x_size(sizes, b, itemsize):
     return _packed(sizes[0], b, NR_VECS * VEC_BYTES // itemsize)
 
 
+def _check_activation(activation, n_hidden):
+    """A name for every hidden layer (kept as given), or a list of one name per hidden layer."""
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        return activation
+    if not isinstance(activation, (list, tuple)):
+        raise TypeError(f"activation must be a name or a list of names, got {activation!r}")
+    if len(activation) != n_hidden:
+        raise ValueError(f"activation lists one name per hidden layer: the model has {n_hidden} "
+                         f"hidden layers, got {len(activation)} names {list(activation)!r}")
+    for i, a in enumerate(activation):
+        if a not in ACTIVATIONS:
+            raise ValueError(f"activation[{i}] must be one of {ACTIVATIONS}, got {a!r}")
+    return list(activation)
+
+
 class Layer:
     """One dense layer: ``a = f(x W^T + b)``.  ``weight`` (n_out, n_in) and ``bias`` (n_out,)
     are writable views of the model's parameter buffer."""
@@ -86,8 +103,8 @@ class MLP:
     ----------
     sizes : sequence of int
         Layer widths ``[n_in, h1, ..., n_out]``, at least two entries, each >= 1.
-    activation : {"sigmoid", "tanh", "relu", "identity"}
-        Activation of the hidden layers.
+    activation : {"sigmoid", "tanh", "relu", "identity"} or list of them
+        Activation of the hidden layers: one name for all, or one name per hidden layer.
     output : {"softmax", "sigmoid", "identity"}
         Output layer and loss: softmax + cross-entropy on integer labels, sigmoid +
         binary cross-entropy on targets in [0, 1], identity + mean squared error.
@@ -101,6 +118,7 @@ class MLP:
 
     def __init__(self, sizes, activation="sigmoid", output="softmax", dtype="float32", seed=0,
                  n_threads=None):
+        # (activation: one name for every hidden layer, or a list with one name per hidden layer)
         try:
             sizes = [V.check_int("sizes[%d]" % i, s, low=1) for i, s in enumerate(sizes)]
         except TypeError:
@@ -109,8 +127,7 @@ class MLP:
             raise
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        activation = _check_activation(activation, len(sizes) - 2)
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if output == "softmax" and sizes[-1] < 2:
@@ -142,7 +159,7 @@ class MLP:
         off = 0
         for l in range(n_layers):
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
-            act = _act.IDENTITY if l == n_layers - 1 else _act.CODES[self.activation]
+            act = _act.IDENTITY if l == n_layers - 1 else _act.CODES[self.hidden_activations[l]]
             meta[l] = (n_in, n_out, off, off + n_in * n_out, act)
             off += n_in * n_out + n_out
         self.meta = meta
@@ -151,7 +168,7 @@ class MLP:
         self.layers = []
         for l in range(n_layers):
             n_in, n_out, w_off, b_off, _ = meta[l]
-            act = self.output if l == n_layers - 1 else self.activation
+            act = self.output if l == n_layers - 1 else self.hidden_activations[l]
             self.layers.append(Layer(self.params[w_off:w_off + n_in * n_out].reshape(n_out, n_in),
                                      self.params[b_off:b_off + n_out], act))
         self._out_code = _loss.CODES[self.output]
@@ -162,6 +179,13 @@ class MLP:
             r = math.sqrt(6.0 / (layer.n_in + layer.n_out))
             layer.weight[...] = rng.uniform(-r, r, size=layer.weight.shape)
             layer.bias[...] = 0
+
+    @property
+    def hidden_activations(self):
+        """One activation name per hidden layer."""
+        if isinstance(self.activation, str):
+            return [self.activation] * (len(self.sizes) - 2)
+        return list(self.activation)
 
     @property
     def n_params(self):
@@ -218,15 +242,20 @@ class MLP:
         return using_threads(n_threads if n_threads is not None else self.n_threads)
 
     # -- training ----------------------------------------------------------------------
-    def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
+    def fit(self, X, y=None, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
-            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None):
+            n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None,
+            sample_weight=None, class_weight=None):
         """Train by minibatch gradient descent.
 
         Parameters
         ----------
-        X : array (n, n_in)
+        X : array (n, n_in), or an iterable of (X, y) chunks with y omitted
             Inputs.  float arrays of the model's dtype in C order are used without a copy.
+            Chunks (a list, or a function returning a new iterator per epoch) are read in
+            order each epoch, minibatches spanning chunk boundaries, so the weights equal
+            ``fit(X_all, y_all, shuffle=False)``; shuffle, validation, checkpoints, metrics
+            and weights do not apply to them.
         y : array
             Integer labels (n,) for softmax; (n, n_out) targets for sigmoid and identity
             ((n,) is accepted when n_out == 1).
@@ -262,18 +291,38 @@ class MLP:
             ``epochs`` in total.  Call with the same data and arguments as the interrupted
             run; the result is then bit-identical to a run that was never stopped.
             Callback state (e.g. EarlyStopping's patience count) is not saved.
+        metrics : list of str or None
+            Extra figures per epoch (see ``evaluate``), on the training rows and, with
+            validation data, as "val_<name>"; each costs a pass of predictions per epoch.
+        sample_weight : array (n,) of weights >= 0, or None
+            Keras's semantics: each sample's loss term is multiplied by its weight and the
+            minibatch mean still divides by the batch size.  The logged training "loss" is
+            the weighted one; "accuracy" and validation figures are unweighted.
+        class_weight : dict {label: weight}, "balanced" or None
+            Multiplies each sample's weight by its class's; "balanced" is scikit-learn's
+            ``n / (n_classes * count(class))``.  Softmax outputs or one sigmoid unit.
 
         Returns
         -------
         History
             With ``resume``, the checkpoint's history followed by the new epochs.
         """
+        from . import _stream
+        if _stream.is_stream(X, y):
+            extra = {"validation_data": validation_data, "validation_split": validation_split or None,
+                     "checkpoint": checkpoint, "resume": resume, "metrics": metrics,
+                     "sample_weight": sample_weight, "class_weight": class_weight}
+            given = [k for k, v in extra.items() if v is not None]
+            if given:
+                raise ValueError(f"fit on a stream of (X, y) chunks does not take {', '.join(given)}")
+            return _stream.fit_stream(self, X, epochs, batch_size, optimizer, callbacks, verbose, n_threads)
         from .trainer import fit
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    shuffle=shuffle, validation_data=validation_data,
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
                    n_threads=n_threads, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                   resume=resume)
+                   resume=resume, metrics=metrics, sample_weight=sample_weight,
+                   class_weight=class_weight)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):
@@ -299,12 +348,19 @@ class MLP:
         p = self.predict(X, **kwargs)
         return p.argmax(axis=1) if self.output == "softmax" else (p > 0.5).astype(np.int64)
 
-    def evaluate(self, X, y, batch_size=None, n_threads=None):
-        """Mean loss (and accuracy for softmax/sigmoid outputs) on (X, y), as a dict."""
+    def evaluate(self, X, y, batch_size=None, n_threads=None, metrics=None):
+        """Mean loss (and accuracy for softmax/sigmoid outputs) on (X, y), as a dict; with
+        ``metrics`` (names from fastbp.metrics: "top_5_accuracy", "precision", "recall",
+        "f1", "roc_auc", "r2", "mae") those too, from one more pass of predictions."""
+        from . import metrics as _metrics
+        metrics = _metrics.check(metrics, self.output)
         X = self.check_X(X)
         y = self.check_y(y, X.shape[0])
         with self._threads(n_threads):
-            return self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
+            result = self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
+        if metrics:
+            result.update(_metrics.compute(metrics, self.predict(X, batch_size, n_threads), y, self.output))
+        return result
 
     def _evaluate_rows(self, X, y, rows, batch_size=None):
         n = rows.shape[0]
@@ -326,6 +382,54 @@ class MLP:
         """Write the model to ``path`` (an .npz of plain arrays plus JSON metadata)."""
         from .io import save
         save(self, path)
+
+    def summary(self, print_fn=print):
+        """Print (and return) a Keras-like table: layers, output shapes, parameters per layer
+        and in total, dtype, instruction-set level and threads."""
+        from . import _config
+        from ._threads import get_num_threads
+        rows = [("Layer (activation)", "Output shape", "Param #")]
+        for i, layer in enumerate(self.layers):
+            rows.append((f"dense_{i} ({layer.activation})", f"(None, {layer.n_out})",
+                         f"{layer.n_in * layer.n_out + layer.n_out:,}"))
+        widths = [max(len(r[c]) for r in rows) + 2 for c in range(3)]
+        line = lambda r: "".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+        rule = "=" * sum(widths)
+        text = [f'Model: "MLP" (input (None, {self.sizes[0]}))', rule, line(rows[0]), rule]
+        text += [line(r) for r in rows[1:]]
+        threads = self.n_threads if self.n_threads is not None else get_num_threads()
+        isa = getattr(_config, "ISA", "avx2")  # the instruction-set level the kernels target
+        text += [rule, f"Total params: {self.n_params:,}", f"dtype: {self.dtype.name}",
+                 f"instruction set: {isa}", f"threads: {threads}"]
+        text = "\n".join(text)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # -- leaving fastbp (interop.py) -----------------------------------------------------
+    def state_dict(self):
+        """Copies of the parameters under PyTorch's nn.Sequential names: "0.weight" (n_out,
+        n_in), "0.bias", "2.weight", ... (Linear layers at even indices, activations between)."""
+        from .interop import state_dict
+        return state_dict(self)
+
+    @classmethod
+    def from_state_dict(cls, state, activation="sigmoid", output="softmax", dtype="float32", seed=0):
+        """A model with the layers of a state dict named as ``state_dict`` names them (numpy
+        arrays or torch tensors); the sizes come from the weights' shapes."""
+        from .interop import from_state_dict
+        return from_state_dict(state, activation=activation, output=output, dtype=dtype, seed=seed)
+
+    def to_torch(self):
+        """A torch.nn.Sequential computing ``predict`` (needs PyTorch)."""
+        from .interop import to_torch
+        return to_torch(self)
+
+    def export_onnx(self, path, opset=17):
+        """Write an ONNX graph computing ``predict`` (needs the onnx package); input "X",
+        output "Y"."""
+        from .interop import export_onnx
+        return export_onnx(self, path, opset=opset)
 
     def get_config(self):
         return {"sizes": list(self.sizes), "activation": self.activation, "output": self.output,

@@ -36,7 +36,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
 from .kernels.step import threading_for, train_step
@@ -175,6 +175,16 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "_model")
         return self._model
 
+    def to_onnx(self, path):
+        """Write ``model_`` as an ONNX graph (input "X", output "Y", ``model_``'s dtype).
+
+        "Y" is ``model_.predict``: for a multi-class classifier, ``predict_proba`` (columns in
+        ``classes_`` order; ``classes_[argmax]`` is the label); for a binary classifier, the
+        probability of ``classes_[1]``, one column; for multi-label, one probability per
+        label; for a regressor, ``predict``.  Needs the onnx package.
+        """
+        return self.model_.export_onnx(path)
+
     # -- fitting -----------------------------------------------------------------------
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -232,9 +242,13 @@ class _BaseMLP(BaseEstimator):
         opt.bind(self._model.params)
         return opt
 
-    def _fit(self, X, y, incremental=False):
+    def _fit(self, X, y, incremental=False, sample_weight=None):
         first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            if self.early_stopping:
+                raise ValueError("sample_weight is not supported with early_stopping=True yet")
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         self._random_state = check_random_state(self.random_state)
@@ -248,13 +262,13 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = self._make_optimizer()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        self._fit_stochastic(X, y, incremental)
+        self._fit_stochastic(X, y, incremental, sample_weight)
         if not np.isfinite(self._model.params).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
         return self
 
-    def _fit_stochastic(self, X, y, incremental):
+    def _fit_stochastic(self, X, y, incremental, sample_weight=None):
         model = self._model
         if self.early_stopping:
             stratify = y if (self._is_classifier() and self.n_outputs_ == 1) else None
@@ -268,6 +282,11 @@ class _BaseMLP(BaseEstimator):
         X = model.check_X(X)
         y_core = model.check_y(self._y_for_core(y), X.shape[0])
         n = X.shape[0]
+        if sample_weight is not None:
+            # scikit-learn divides each batch's loss and gradient by the batch's sum of
+            # weights; the core divides by b: a weight column (kernels/loss.py) holding
+            # w * b / sum(w), rewritten for each batch's rows, makes the two the same
+            y_core = np.column_stack([y_core, np.zeros(n)]).astype(model.dtype)
         if self.batch_size == "auto":
             batch_size = min(200, n)
         else:
@@ -297,11 +316,15 @@ class _BaseMLP(BaseEstimator):
                         idx = sample_idx[s:s + batch_size]
                         b = idx.shape[0]
                         opt.next_hyper(hyper)
-                        hyper[L2_WEIGHTS] = self.alpha / (b * scale)
+                        denom = b   # what scikit-learn divides the batch's terms by
+                        if sample_weight is not None:
+                            denom = sample_weight[idx].sum()
+                            y_core[idx, -1] = sample_weight[idx] * (b / denom) if denom > 0 else 0.0
+                        hyper[L2_WEIGHTS] = self.alpha / (denom * scale)
                         hyper[SUM_SQ_WEIGHTS] = 0.0
                         loss, _ = train_step(X, y_core, idx, model.params, model.grads, state,
                                              hyper, model.meta, model._out_code, ws, stats, threaded)
-                        accumulated += report * loss + 0.5 * self.alpha * hyper[SUM_SQ_WEIGHTS]
+                        accumulated += report * loss + 0.5 * self.alpha * hyper[SUM_SQ_WEIGHTS] * b / denom
                     self.n_iter_ += 1
                     self.loss_ = accumulated / n
                     self.t_ += n
@@ -367,7 +390,7 @@ class _BaseMLP(BaseEstimator):
         # computed in the model's dtype, returned in X's as scikit-learn does
         return self._model.predict(X).astype(X.dtype, copy=False)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and targets y.
 
         Parameters
@@ -376,17 +399,21 @@ class _BaseMLP(BaseEstimator):
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (classification) or real numbers (regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as scikit-learn's MLP uses them: each minibatch's loss
+            and gradient are weighted means (divided by the batch's sum of weights).  Not
+            supported with ``early_stopping=True``.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit_with_context(X, y, incremental=False)
+        return self._fit_with_context(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def _fit_with_context(self, X, y, incremental):
-        return self._fit(X, y, incremental=incremental)
+    def _fit_with_context(self, X, y, incremental, sample_weight=None):
+        return self._fit(X, y, incremental=incremental, sample_weight=sample_weight)
 
     # -- files and pickling ------------------------------------------------------------
     def save(self, path):

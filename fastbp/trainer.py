@@ -130,9 +130,14 @@ def _save_checkpoint(model, path, epoch, epochs, rng_start, history):
 
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None,
-        checkpoint=None, checkpoint_every=1, resume=None):
+        checkpoint=None, checkpoint_every=1, resume=None, metrics=None, sample_weight=None,
+        class_weight=None):
+    from . import metrics as _metrics
+    metrics = _metrics.check(metrics, model.output)
     X = model.check_X(X)
     y = model.check_y(y, X.shape[0])
+    w = V.sample_weights(sample_weight, class_weight, y, model.sizes[-1], model.output)
+    y_train = y if w is None else np.column_stack([y, w]).astype(model.dtype)  # kernels/loss.py
     epochs = V.check_int("epochs", epochs, low=0)
     batch_size = V.check_int("batch_size", batch_size, low=1)
     if not isinstance(shuffle, (bool, np.bool_)):
@@ -197,7 +202,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         count = min(per_call, n_batches - k)
                         start, stop = k * batch_size, min((k + count) * batch_size, n)
                         t = time.perf_counter()
-                        l, h = train_steps(X, y, order, start, stop, batch_size, model.params,
+                        l, h = train_steps(X, y_train, order, start, stop, batch_size, model.params,
                                            model.grads, state, hyper, model.meta, model._out_code,
                                            ws, stats, True, threaded)
                         seconds = time.perf_counter() - t
@@ -221,6 +226,12 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                 if val is not None:
                     ev = model._evaluate_rows(*val)
                     logs.update({"val_" + key: value for key, value in ev.items()})
+                if metrics:   # a pass of predictions over the training (and validation) rows
+                    logs.update(_metrics.compute(metrics, model.predict(X[train_rows]), y[train_rows], model.output))
+                    if val is not None:
+                        vX, vy = val[0][val[2]], val[1][val[2]]
+                        logs.update({"val_" + k: v for k, v in
+                                     _metrics.compute(metrics, model.predict(vX), vy, model.output).items()})
                 logs["epoch_time"] = seconds
                 logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
                 history.append(epoch, logs)

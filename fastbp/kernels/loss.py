@@ -9,7 +9,10 @@ loss over the minibatch, and returns the summed per-sample loss and the number o
     identity + squared error  L = mean_rj (z - t)^2                       dz = 2 (z - t) / (b n_out)
 
 Targets live in ``y`` (n, n_out) in the model's dtype; for softmax, ``y[:, 0]`` holds the
-class index.  Losses are computed from the logits, so they stay finite where a
+class index.  An extra last column of ``y`` (``y[:, 1]`` for softmax, ``y[:, n_out]``
+otherwise) holds per-sample weights w (``fit(sample_weight=...)``, Keras's semantics): each
+sample's loss and its row of dz are multiplied by w, and the mean still divides by b, so
+weights of 1 give the unweighted figures exactly.  Losses are computed from the logits, so they stay finite where a
 probability rounds to 0 or 1.  Per-sample figures go into ``stats`` and are added up
 serially: the sum has a fixed order whatever the thread count.
 """
@@ -65,19 +68,23 @@ def output_loss(z, y, idx, dz, stats, code):
     vector_width()
     b, n = z.shape
     one = z.dtype.type(1)
+    wcol = y.shape[1] - 1   # the weight column, when y has one more column than targets
+    weighted = wcol == (1 if code == SOFTMAX_XENT else n)
     if code == SOFTMAX_XENT:
         inv_b = z.dtype.type(1.0 / b)
         for r in range(b):
             label = int(y[idx[r], 0])
+            w = y[idx[r], wcol] if weighted else one
             zy = z[r, label]
             lse, best = _softmax_inplace(z, np.int64(r))
             for j in range(n):
-                dz[r, j] = (z[r, j] - (one if j == label else one - one)) * inv_b  # dL/dz = (p - onehot) / b
-            stats[0, r] = lse - zy                                                # -log p_y
+                dz[r, j] = (z[r, j] - (one if j == label else one - one)) * (w * inv_b)  # dL/dz = w (p - onehot) / b
+            stats[0, r] = w * (lse - zy)                                                   # -w log p_y
             stats[1, r] = 1.0 if best == label else 0.0
     else:
-        scale = z.dtype.type(1.0 / (b * n))
         for r in range(b):
+            w = y[idx[r], wcol] if weighted else one
+            scale = w * z.dtype.type(1.0 / (b * n))
             loss = 0.0
             hits = 0.0
             for j in range(n):
@@ -94,7 +101,7 @@ def output_loss(z, y, idx, dz, stats, code):
                     d = x - t
                     loss += d * d
                     dz[r, j] = (d + d) * scale                              # dL/dz = 2 (z - t) / (b n)
-            stats[0, r] = loss / n
+            stats[0, r] = w * loss / n
             stats[1, r] = hits / n
     loss = 0.0
     hits = 0.0
