@@ -398,7 +398,7 @@ class MLP:
         text = [f'Model: "MLP" (input (None, {self.sizes[0]}))', rule, line(rows[0]), rule]
         text += [line(r) for r in rows[1:]]
         threads = self.n_threads if self.n_threads is not None else get_num_threads()
-        isa = getattr(_config, "ISA", "avx2")  # the instruction-set level the kernels target
+        isa = _config.ISA  # the instruction-set level the kernels target
         text += [rule, f"Total params: {self.n_params:,}", f"dtype: {self.dtype.name}",
                  f"instruction set: {isa}", f"threads: {threads}"]
         text = "\n".join(text)
