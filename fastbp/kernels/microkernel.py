@@ -61,6 +61,17 @@ def _store_part(c, off, n, v):
             sstore(c, off + r, vlane(v, r))
 
 
+def _each_valid_row(mr, nv, indent, statement):
+    """The statement for each vector h of each row r of the block, rows r > 0 under
+    `if mr > r:` (row 0 always exists)."""
+    lines = []
+    for r in range(mr):
+        if r > 0:
+            lines.append(f"{indent}if mr > {r}:")
+        lines += [indent + ("    " if r > 0 else "") + statement.format(r=r, h=h) for h in range(nv)]
+    return lines
+
+
 def _generate(mr, nv):
     """The text of the shape's functions."""
     rows, vecs = range(mr), range(nv)
@@ -78,12 +89,7 @@ def _generate(mr, nv):
     L.append(f"    {', '.join(a)}, = ao")
     L.append(f"    {' = '.join(acc)} = vzero(c)")
     L.append("    if not first:")
-    for r in rows:
-        ind = "        " if r == 0 else "            "
-        if r > 0:
-            L.append(f"        if mr > {r}:")
-        for h in vecs:
-            L.append(f"{ind}c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
+    L += _each_valid_row(mr, nv, "        ", "c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
     L.append("    for p in range(kc):")
     for h in vecs:
         L.append(f"        b{h} = vload(pb, bo + {h} * w)")
@@ -100,12 +106,7 @@ def _generate(mr, nv):
     L.append("def _store_block(c, co, ldc, mr, nr, acc):")
     L.append('    """Rows r < mr of the micro-kernel\'s block of C (nr columns each) = its accumulators."""')
     L.append("    w = lanes(c)")
-    for r in rows:
-        ind = "    " if r == 0 else "        "
-        if r > 0:
-            L.append(f"    if mr > {r}:")
-        for h in vecs:
-            L.append(f"{ind}_store_part(c, co + {r} * ldc + {h} * w, nr - {h} * w, acc[{r * nv + h}])")
+    L += _each_valid_row(mr, nv, "    ", "_store_part(c, co + {r} * ldc + {h} * w, nr - {h} * w, acc[{r} * %d + {h}])" % nv)
     L.append("")
     # -- where the rows of A start
     L.append("def _a_offsets(a_packed, a_rows, i, mr, k, k0):")
