@@ -59,15 +59,23 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+        if "(default" in text or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS:
             return text
         if isinstance(action.default, list):
             return text + " (default: " + ",".join(map(str, action.default)) + ")"
         return super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line naming it (and `--help` for more), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="fastbp", description="Train multi-layer perceptrons with "
+    p = _Parser(prog="fastbp", description="Train multi-layer perceptrons with "
                                 "explicit-loop, JIT-compiled backpropagation.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a classifier (default data: the embedded 8x8 digits)",
