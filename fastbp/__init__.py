@@ -13,13 +13,14 @@ from .interop import from_torch  # noqa: E402
 from .io import ModelFileError, load  # noqa: E402
 from .model import MLP, Layer  # noqa: E402
 from .optimizers import SGD, Adam, Optimizer  # noqa: E402
+from .trainer import DivergenceWarning  # noqa: E402
 from .warmup import warmup  # noqa: E402
 
 __all__ = ["MLP", "Layer", "SGD", "Adam", "Optimizer", "History", "Callback", "EarlyStopping",
            "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
            "ModelCheckpoint", "StepDecay", "ExponentialDecay", "CosineDecay", "load",
            "ModelFileError", "load_digits", "from_torch", "set_num_threads",
-           "get_num_threads", "threading_layer", "warmup", "MLPClassifier", "MLPRegressor",
+           "get_num_threads", "threading_layer", "warmup", "DivergenceWarning", "MLPClassifier", "MLPRegressor",
            "__version__"]
 
 

@@ -3,9 +3,10 @@
 Numba's own cache keys a function on its source file alone, so a change to a constant it
 imports (a tile size in ``_config.py``, a helper in another kernel module) would load
 stale machine code.  Our locator stamps every kernel with a hash of all of fastbp's
-kernel sources, and never fails: it uses ``$FASTBP_CACHE_DIR`` if set, else the package's
-``__pycache__`` when writable, else a user cache folder, else a temporary one (so a read-only install still works and a
-cache that cannot be written never crashes; at worst it recompiles).
+kernel sources, and never fails: it uses ``$FASTBP_CACHE_DIR`` if set, else a per-user
+cache folder keyed by a hash of the install path (``~/.cache/fastbp/numba/<key>``), else a
+temporary one (so a read-only home still works and a cache that cannot be written never
+crashes; at worst it recompiles).  It never writes into the package folder.
 """
 import hashlib
 import itertools
@@ -42,16 +43,25 @@ def _stamp():
 STAMP = _stamp()
 
 
+def _install_key():
+    """A short hash of the package folder: two installs (a venv, an editable checkout)
+    never share, or fight over, one cache folder."""
+    return hashlib.sha256(_PKG.encode()).hexdigest()[:16]
+
+
 def _candidates():
+    # Never inside the package folder: a compile cache left in site-packages/fastbp/ by
+    # `pip install .` outlived a later `pip install -e .` and shadowed the editable package
+    # as an empty namespace package (issue 15).
     if os.environ.get("FASTBP_CACHE_DIR"):
         yield os.environ["FASTBP_CACHE_DIR"]
-    yield os.path.join(_PKG, "__pycache__", "numba")
+    key = _install_key()
     if os.environ.get("NUMBA_CACHE_DIR"):
-        yield os.path.join(os.environ["NUMBA_CACHE_DIR"], "fastbp")
+        yield os.path.join(os.environ["NUMBA_CACHE_DIR"], "fastbp", key)
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    yield os.path.join(xdg, "fastbp", "numba")
+    yield os.path.join(xdg, "fastbp", "numba", key)
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    yield os.path.join(tempfile.gettempdir(), f"fastbp-numba-cache-{uid}")
+    yield os.path.join(tempfile.gettempdir(), f"fastbp-numba-cache-{uid}", key)
 
 
 def _writable(path):

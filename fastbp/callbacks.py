@@ -55,10 +55,13 @@ class EarlyStopping(Callback):
         Whether smaller or larger is better; "auto" picks "max" for accuracy-like names.
     restore_best_weights : bool
         When training ends, for any reason, put back the weights of the best epoch.
+    verbose : int or None
+        Print one line when it stops training and which weights it restored; None
+        (default) follows ``fit``'s ``verbose``.
     """
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False):
+                 restore_best_weights=False, verbose=None):
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be a string, got {monitor!r}")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
@@ -74,6 +77,7 @@ class EarlyStopping(Callback):
             mode = "max" if ("acc" in monitor or "score" in monitor) else "min"
         self.mode = mode
         self.restore_best_weights = bool(restore_best_weights)
+        self.verbose = verbose
 
     def on_train_begin(self, logs=None):
         self.wait = 0
@@ -106,8 +110,20 @@ class EarlyStopping(Callback):
                 self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_weights is not None:
+        restored = self.restore_best_weights and self.best_weights is not None
+        if restored:
             self.model.params[:] = self.best_weights
+        verbose = self.verbose if self.verbose is not None else getattr(self.model, "_fit_verbose", 0)
+        if verbose and (self.stopped_epoch is not None or restored):
+            text = (f"EarlyStopping: stopped after epoch {self.stopped_epoch + 1} ({self.monitor} "
+                    f"did not improve for {max(self.patience, 1)} epochs)"
+                    if self.stopped_epoch is not None else "EarlyStopping: training ended")
+            if restored:
+                text += (f"; restored the weights of epoch {self.best_epoch + 1} "
+                         f"({self.monitor} {self.best:.4g})")
+            else:
+                text += "; the weights of the last epoch are kept"
+            print(text, flush=True)
 
 
 # -- learning-rate schedules (applied per epoch: the trainer sets the optimizer's lr before

@@ -13,8 +13,10 @@ import numpy as np
 
 
 def _sizes(text):
+    if any(not v.strip() for v in text.split(",")):
+        raise argparse.ArgumentTypeError(f"empty layer width in {text!r}")
     try:
-        sizes = [int(v) for v in text.split(",") if v.strip()]
+        sizes = [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not sizes or min(sizes) < 1:
@@ -22,32 +24,85 @@ def _sizes(text):
     return sizes
 
 
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where the help text does not already say it, and never None."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS:
+            return text
+        if isinstance(action.default, list):
+            return text + " (default: " + ",".join(map(str, action.default)) + ")"
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line naming it (and `--help` for more), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="fastbp", description="Train multi-layer perceptrons with "
+    p = _Parser(prog="fastbp", description="Train multi-layer perceptrons with "
                                 "explicit-loop, JIT-compiled backpropagation.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a classifier (default data: the embedded 8x8 digits)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     t.add_argument("--data", help=".npz with arrays X, y or .csv with the label in the last column "
                    "(default: the embedded digits, scaled to [0, 1])")
+    t.add_argument("--delimiter", default=None,
+                   help="CSV field delimiter, e.g. ';' or tab (default: detected)")
     t.add_argument("--hidden", type=_sizes, default=[32],
                    help="hidden layer widths, comma-separated, e.g. 128,64")
-    t.add_argument("--activation", default="sigmoid", choices=["sigmoid", "tanh", "relu", "identity"])
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--activation", default="sigmoid", help="hidden-layer activation", choices=["sigmoid", "tanh", "relu", "identity"])
+    t.add_argument("--epochs", type=_positive_int, default=40, help="passes over the training part")
+    t.add_argument("--batch-size", type=_positive_int, default=32, help="samples per minibatch")
+    t.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default: 0.5 for sgd, 0.001 for adam)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    t.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=None, help="threads (default: all)")
-    t.add_argument("--test-fraction", type=float, default=0.2,
-                   help="fraction held out (seeded, stratified by shuffling) to report accuracy on")
+    t.add_argument("--optimizer", default="sgd", help="optimizer", choices=["sgd", "adam"])
+    t.add_argument("--dtype", default="float32", help="floating-point type", choices=["float32", "float64"])
+    t.add_argument("--seed", type=int, default=0, help="seed of weights, split and shuffling")
+    t.add_argument("--threads", type=_positive_int, default=None, help="threads (default: all)")
+    t.add_argument("--test-fraction", type=_fraction, default=0.2,
+                   help="fraction held out to report accuracy on (a seeded random permutation, "
+                   "not stratified)")
     t.add_argument("--standardize", action="store_true",
                    help="scale each feature to zero mean and unit variance (training-set statistics)")
     t.add_argument("--output", "-o", default="fastbp-model.npz", help="where to save the model")
-    t.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    t.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress bar, 2 one line per epoch", choices=[0, 1, 2])
     t.add_argument("--plot", metavar="PNG", default=None,
                    help="save a learning curve (loss and accuracy per epoch, training and "
                    "held-out) to this image file; needs matplotlib")
@@ -57,14 +112,21 @@ def _parser():
 
     for name, text in (("predict", "predict with a saved model; one line per sample"),
                        ("evaluate", "loss and accuracy (R^2 for regressors) of a saved model")):
-        c = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        c = sub.add_parser(name, help=text, formatter_class=_Help)
         c.add_argument("model", help="model file written by fastbp train, MLP.save or an "
                        "estimator's save")
         c.add_argument("data", help=".npz with array X (and y) or .csv (label in the last column "
                        "when there is one more column than the model has inputs)")
+        c.add_argument("--delimiter", default=None,
+                       help="CSV field delimiter, e.g. ';' or tab (default: detected)")
         c.add_argument("--standardize-from", metavar="DATA", default=None,
-                       help="standardise features with the mean/std of this (training) data file, "
-                       "as fastbp train --standardize does")
+                       help="standardise features with the mean/std of this data file instead "
+                       "of the training-split statistics that fastbp train --standardize "
+                       "stores in the model file (which are applied by default)")
+        if name == "evaluate":
+            c.add_argument("--held-out", action="store_true",
+                           help="score only the rows fastbp train held out of this same file "
+                           "(gives the held-out accuracy training printed)")
         if name == "predict":
             c.add_argument("--proba", action="store_true",
                            help="print the output probabilities instead of the class")
@@ -84,21 +146,63 @@ def _export(args):
     return 0
 
 
+def _check_train(args):
+    """Every option checked before any work; the message names the user's option and path."""
+    import os
+
+    from fastbp import _threads
+    if args.threads is not None and args.threads > _threads.max_threads():
+        raise ValueError(f"--threads {args.threads}: at most {_threads.max_threads()} threads "
+                         "were started (set NUMBA_NUM_THREADS to start more)")
+    if args.data and not os.path.isfile(args.data):
+        raise ValueError(f"--data {args.data}: the file does not exist")
+    for opt, path in (("--output", args.output), ("--plot", args.plot)):
+        if path is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"{opt} {path}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"{opt} {path}: the folder {folder} is not writable")
+    if args.plot:
+        suffix = os.path.splitext(args.plot)[1].lower().lstrip(".")
+        try:
+            import matplotlib
+        except ImportError:
+            raise ValueError("--plot needs matplotlib (pip install matplotlib)") from None
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+        supported = plt.gcf().canvas.get_supported_filetypes()
+        plt.close("all")
+        if suffix not in supported:
+            raise ValueError(f"--plot {args.plot}: unknown image type {suffix!r}; use one of "
+                             + ", ".join(sorted(supported)))
+
+
 def _train(args):
+    import warnings
+
     import fastbp
     from fastbp.datasets import load_digits, load_file
 
     if args.data:
-        X, y_raw = load_file(args.data, dtype=args.dtype)
+        X, y_raw = load_file(args.data, dtype=args.dtype, delimiter=args.delimiter)
         name = args.data
     else:
         X, y_raw = load_digits(dtype=args.dtype)
         name = "digits (embedded, 1797 x 64)"
+    if y_raw.dtype.kind == "f":
+        if not np.all(np.isfinite(y_raw)):
+            raise ValueError(f"{name}: the label column holds missing or non-finite values")
+        if not np.all(y_raw == np.round(y_raw)):
+            raise ValueError(f"{name}: the label column holds non-integer numbers (e.g. "
+                             f"{y_raw[y_raw != np.round(y_raw)][0]:g}), a regression target; "
+                             "fastbp train trains classifiers only (use fastbp.MLPRegressor "
+                             "or MLP(..., output='identity') from Python)")
+        y_raw = y_raw.astype(np.int64)
     classes, y = np.unique(y_raw, return_inverse=True)
     if classes.shape[0] < 2:
         raise SystemExit(f"fastbp train: the data has {classes.shape[0]} class; need at least 2")
-    if not 0 < args.test_fraction < 1:
-        raise SystemExit("fastbp train: --test-fraction must be between 0 and 1")
     rng = np.random.default_rng(args.seed)
     perm = rng.permutation(X.shape[0])
     n_test = max(1, int(round(X.shape[0] * args.test_fraction)))
@@ -110,6 +214,8 @@ def _train(args):
         std[std == 0] = 1
         X_train = (X_train - mean) / std
         X_test = (X_test - mean) / std
+    else:
+        mean = std = None
     sizes = [X.shape[1], *args.hidden, classes.shape[0]]
     lr = args.lr if args.lr is not None else (0.5 if args.optimizer == "sgd" else 1e-3)
     opt = fastbp.SGD(lr=lr, momentum=args.momentum) if args.optimizer == "sgd" else fastbp.Adam(lr=lr)
@@ -121,9 +227,17 @@ def _train(args):
           f"{opt!r}, batch {args.batch_size}, threads {model.n_threads or fastbp.get_num_threads()}")
     t0 = time.perf_counter()
     # with --plot, the held-out part is also scored after each epoch (weights are unchanged)
-    history = model.fit(X_train, y[train], epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=opt, verbose=args.verbose,
-                        validation_data=(X_test, y[test]) if args.plot else None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fastbp.DivergenceWarning)
+        history = model.fit(X_train, y[train], epochs=args.epochs, batch_size=args.batch_size,
+                            optimizer=opt, verbose=args.verbose,
+                            validation_data=(X_test, y[test]) if args.plot else None)
+    for w in caught:
+        if issubclass(w.category, fastbp.DivergenceWarning):
+            # a diverged model is not worth saving: say so and fail, not "accuracy 0.1, exit 0"
+            print(f"fastbp train: error: {w.message}; the model was not saved", file=sys.stderr)
+            return 1
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     seconds = time.perf_counter() - t0
     result = model.evaluate(X_test, y[test])
     rates = history.history.get("samples_per_second", [])
@@ -131,6 +245,8 @@ def _train(args):
     print(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (first epoch includes "
           f"compilation); throughput {steady:,.0f} samples/s (median epoch)")
     print(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
+    model.classes_, model.input_mean, model.input_std = classes, mean, std
+    model.held_out_rows = np.sort(test)
     model.save(args.output)
     print(f"saved model to {args.output}")
     if args.plot:
@@ -179,11 +295,12 @@ def _info(args):
     return 0
 
 
-def _load_for_model(args, n_features):
-    """(X, y or None) from a data file, for a model with n_features inputs."""
+def _load_for_model(args, n_features, model=None):
+    """(X, y or None) from a data file, for a model with n_features inputs; the model's
+    stored input scaling applied and its stored labels mapped back to output indices."""
     from fastbp.datasets import read_table
     path = args.data
-    X, y = read_table(path)
+    X, y = read_table(path, args.delimiter)
     if y is None and not path.lower().endswith(".npz") and X.shape[1] == n_features + 1:
         X, y = X[:, :-1], X[:, -1]   # a CSV with the label in its last column
     X = np.asarray(X, dtype=np.float64)
@@ -192,10 +309,23 @@ def _load_for_model(args, n_features):
                          f"has shape {X.shape}")
     if args.standardize_from:
         from fastbp.datasets import load_file
-        Xs, _ = load_file(args.standardize_from, dtype="float64")
+        Xs, _ = load_file(args.standardize_from, dtype="float64", delimiter=args.delimiter)
         mean, std = Xs.mean(axis=0), Xs.std(axis=0)
         std[std == 0] = 1
         X = (X - mean) / std
+    elif getattr(model, "input_mean", None) is not None:
+        X = (X - model.input_mean) / model.input_std
+    classes = getattr(model, "classes_", None)
+    if y is not None and classes is not None and not hasattr(model, "n_features_in_"):
+        y = np.asarray(y)
+        if classes.dtype.kind in "iuf" and y.dtype.kind == "f" and np.all(y == np.round(y)):
+            y = y.astype(classes.dtype)
+        idx = np.searchsorted(classes, y).clip(0, len(classes) - 1)
+        unknown = classes[idx] != y
+        if unknown.any():
+            raise ValueError(f"{path}: label {y[unknown][0]!r} is not one of the model's "
+                             f"classes {list(classes)}")
+        y = idx
     return X, y
 
 
@@ -209,12 +339,14 @@ def _load_model(path):
 def _predict(args):
     import fastbp
     model, n_features = _load_model(args.model)
-    X, _ = _load_for_model(args, n_features)
+    X, _ = _load_for_model(args, n_features, model)
     if isinstance(model, fastbp.MLP):
         if args.proba or model.output == "identity":
             out = model.predict(X)
         else:
             out = model.predict_classes(X)
+            if model.classes_ is not None:
+                out = model.classes_[out]      # the data's own labels, e.g. "setosa" or 1..3
     else:
         out = model.predict_proba(X) if args.proba else model.predict(X)
     out = np.asarray(out)
@@ -235,7 +367,17 @@ def _predict(args):
 def _evaluate(args):
     import fastbp
     model, n_features = _load_model(args.model)
-    X, y = _load_for_model(args, n_features)
+    X, y = _load_for_model(args, n_features, model)
+    if getattr(args, "held_out", False):
+        rows = getattr(model, "held_out_rows", None)
+        if rows is None:
+            raise ValueError(f"--held-out: {args.model} holds no held-out rows (only "
+                             "fastbp train stores them)")
+        if rows.max() >= X.shape[0]:
+            raise ValueError(f"--held-out: {args.data} has {X.shape[0]} rows, fewer than the "
+                             "training file had; pass the file the model was trained on")
+        X = X[rows]
+        y = None if y is None else y[rows]
     if y is None:
         raise ValueError(f"{args.data} has no labels/targets to evaluate against")
     if isinstance(model, fastbp.MLP):
@@ -255,6 +397,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
+            _check_train(args)
             return _train(args)
         if args.command == "info":
             return _info(args)
@@ -264,6 +407,9 @@ def main(argv=None):
             return _evaluate(args)
         if args.command == "export":
             return _export(args)
+    except FloatingPointError as exc:
+        print(f"fastbp {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         print(f"fastbp {args.command}: error: {exc}", file=sys.stderr)
         return 2

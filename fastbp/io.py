@@ -65,6 +65,10 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -97,12 +101,22 @@ def _write(path, header, arrays):
     atomic_write(path, lambda f: np.savez(f, **out))
 
 
+# (model attribute, array name): class labels and input scaling set by `fastbp train`
+_DATA_ATTRS = (("classes_", "labels"), ("input_mean", "input_mean"), ("input_std", "input_std"),
+               ("held_out_rows", "held_out_rows"))
+
+
 def _model_parts(model, training=None):
     arrays = {"params": model.params}
     opt = None
     if model.optimizer is not None and model.optimizer.state is not None:
         arrays["optimizer_state"] = model.optimizer.state
         opt = dict(model.optimizer.get_config(), steps=model.optimizer.steps)
+    # what the command line learnt from the data: class labels (any dtype) and the
+    # training split's feature mean/std; a model trained from Python has none
+    for name, key in _DATA_ATTRS:
+        if getattr(model, name, None) is not None:
+            arrays[key] = np.asarray(getattr(model, name))
     header = {"kind": "mlp", "config": model.get_config(), "optimizer": opt,
               "rng_state": model.rng.bit_generator.state, "epoch": int(getattr(model, "epoch", 0)),
               "training": training, "estimator": None}
@@ -175,6 +189,12 @@ def save_estimator(est, path):
 def _read(path):
     """(header, arrays) of a fastbp file, every checksum verified."""
     path = os.fspath(path)
+    with open(path, "rb") as f:      # FileNotFoundError passes through
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        # np.load would suggest allow_pickle=, wrong advice for a CSV or any non-model file
+        raise ModelFileError(f"{path} is not a fastbp model file (not an .npz archive; model "
+                             "files are written by fastbp train, MLP.save or an estimator's save)")
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
@@ -247,6 +267,9 @@ def _build_model(path, header, arrays):
         except (TypeError, ValueError, KeyError) as exc:
             raise ModelFileError(f"{path} has an invalid RNG state: {exc}") from None
     model.epoch = int(header.get("epoch", 0) or 0)
+    for name, key in _DATA_ATTRS:
+        if key in arrays and header.get("kind", "mlp") == "mlp":
+            setattr(model, name, arrays[key])
     opt = header.get("optimizer")
     opt_state = arrays.get("optimizer_state")
     if opt is not None and opt_state is not None and header.get("kind", "mlp") == "mlp":

@@ -147,6 +147,12 @@ class MLP:
         self.epoch = 0          # training epochs completed over the model's life
         self.history = None
         self.optimizer = None
+        # set by `fastbp train` and kept in the model file (None otherwise): the original
+        # class labels, index i = output i, and the training split's feature mean/std
+        self.classes_ = None
+        self.input_mean = None
+        self.input_std = None
+        self.held_out_rows = None   # rows of the training file held out by `fastbp train`
         self._workspaces = {}
         self._build()
         self.rng = np.random.default_rng(seed)

@@ -5,8 +5,10 @@ update).  The loop shuffles indices, never the data, and weights each minibatch'
 loss by its size, so the epoch loss is the mean over samples.
 """
 import math
+import shutil
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -21,6 +23,14 @@ from .kernels.step import threading_for, train_steps
 # enough for a live progress bar and a prompt Ctrl-C, long enough that Python's dispatch
 # cost disappears.
 _SECONDS_PER_CALL = 0.05
+
+
+class DivergenceWarning(RuntimeWarning):
+    """The training loss rose by orders of magnitude while the weights stayed finite."""
+
+
+# an epoch whose mean loss exceeds this many times the loss before training warns once
+_DIVERGENCE_FACTOR = 100.0
 
 
 def _split(model, X, y, validation_data, validation_split):
@@ -50,6 +60,11 @@ def _split(model, X, y, validation_data, validation_split):
     return train_rows, (X, y, val_rows)
 
 
+def _in_notebook():
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class _Progress:
     """tqdm bar on a terminal with verbose=1; one line per epoch otherwise; silent at 0."""
 
@@ -60,13 +75,16 @@ class _Progress:
         self.epochs = epochs
         self.n_batches = n_batches
         self.bar = None
-        self.tty = verbose == 1 and sys.stdout.isatty()
+        self.notebook = verbose == 1 and _in_notebook()
+        self.tty = verbose == 1 and (self.notebook or sys.stdout.isatty())
 
     def start_epoch(self, epoch):
         if self.tty:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm   # the widget in Jupyter (stdout is no tty there)
+            # a width tqdm cannot find (TERM unset, some CI consoles) gave blank bars
+            width = None if self.notebook else shutil.get_terminal_size((80, 24)).columns
             self.bar = tqdm(total=self.n_batches, desc=f"Epoch {epoch + 1}/{self.epochs}",
-                            unit="batch", leave=True, file=sys.stdout, dynamic_ncols=True)
+                            unit="batch", leave=True, file=sys.stdout, ncols=width)
 
     def batches(self, count, loss):
         if self.bar is not None:
@@ -76,10 +94,9 @@ class _Progress:
     def end_epoch(self, epoch, logs):
         text = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if k != "epoch_time")
         if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=True)
             self.bar.close()
             self.bar = None
-        elif self.verbose:
+        if self.verbose:   # its own line: a bar's postfix was cut on narrow terminals
             print(f"Epoch {epoch + 1}/{self.epochs} - {logs['epoch_time']:.2f}s - {text}", flush=True)
 
     def close(self):
@@ -183,10 +200,13 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     per_call = 1  # minibatches per compiled call; adapted to the measured speed
     threaded = threading_for(model.meta, batch_size)
 
+    model._fit_verbose = verbose   # EarlyStopping(verbose=None) follows it
     with model._threads(n_threads):
         for cb in callbacks:
             cb.set_model(model)
             cb.on_train_begin({})
+        first_loss = None
+        warned = False
         try:
             for epoch in range(start_epoch, epochs):
                 for cb in callbacks:
@@ -208,6 +228,8 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
                         loss_sum += l
+                        if first_loss is None:   # loss of the untrained model's first batches
+                            first_loss = l / (stop - start)
                         hits += h
                         k += count
                         progress.batches(count, l / (stop - start))
@@ -242,6 +264,14 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         f"training diverged in epoch {epoch + 1}: the loss is {logs['loss']} "
                         "and the weights are no longer finite; lower the learning rate "
                         "or scale the inputs")
+                if (not warned and first_loss is not None and math.isfinite(first_loss)
+                        and logs["loss"] > _DIVERGENCE_FACTOR * max(first_loss, 1e-3)):
+                    warned = True
+                    warnings.warn(
+                        f"training diverged in epoch {epoch + 1}: the mean loss {logs['loss']:.4g} "
+                        f"is over {_DIVERGENCE_FACTOR:g} times the loss before training "
+                        f"({first_loss:.4g}); lower the learning rate or scale the inputs",
+                        DivergenceWarning, stacklevel=3)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
                 if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0

@@ -100,3 +100,17 @@ def test_warmup_compiles_both_specialisations_of_every_entry_point():
     for entry in (train_steps, eval_batch, predict_batch):
         kinds = {sig[-1] == types.none for sig in entry.signatures if sig[0].dtype == types.float32}
         assert kinds == {True, False}, (entry, entry.signatures)
+
+
+def test_cache_never_lives_in_the_package_folder(monkeypatch, tmp_path):
+    """Issue 15: a cache in site-packages/fastbp/ outlived `pip install .` and shadowed a
+    later editable install.  Without FASTBP_CACHE_DIR every candidate is outside the
+    package, and two installs get different folders."""
+    monkeypatch.delenv("FASTBP_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    chosen = _cache._choose_dir()
+    for path in [*_cache._candidates(), chosen]:
+        assert not os.path.abspath(path).startswith(_cache._PKG + os.sep), path
+    assert chosen.startswith(str(tmp_path)) and chosen.endswith(_cache._install_key())
+    monkeypatch.setattr(_cache, "_PKG", "/some/other/site-packages/fastbp")
+    assert _cache._install_key() not in chosen

@@ -32,8 +32,11 @@ def test_train_on_csv_and_npz(tmp_path, capsys):
 def test_bad_arguments_give_clear_errors(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["train", "--epochs", "-1", "--verbose", "0", "-o", str(tmp_path / "x.npz")]) == 2
-    assert "epochs must be >= 0" in capsys.readouterr().err
+    import pytest
+    with pytest.raises(SystemExit) as e:   # refused by the parser, before any work
+        main(["train", "--epochs", "-1", "--verbose", "0", "-o", str(tmp_path / "x.npz")])
+    assert e.value.code == 2
+    assert "--epochs: must be at least 1" in capsys.readouterr().err
 
 
 def test_python_dash_m(tmp_path):
