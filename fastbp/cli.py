@@ -24,34 +24,22 @@ def _sizes(text):
     return sizes
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+def _option_type(convert, what, ok, rule):
+    """An argparse type: text -> convert(text), refused unless ok(value), with one-line messages."""
+    def parse(text):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return v
+    return parse
 
 
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return v
+_positive_int = _option_type(int, "an integer", lambda v: v >= 1, "must be at least 1")
+_fraction = _option_type(float, "a number", lambda v: 0 < v < 1, "must be between 0 and 1 (exclusive)")
+_positive_float = _option_type(float, "a number", lambda v: 0 < v < float("inf"), "must be a positive finite number")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
