@@ -36,7 +36,7 @@ from numba.np.ufunc.parallel import _launch_threads
 from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, VEC_BYTES
 from . import CompiledOnly, jit
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate, derivative, sigmoid
-from .microkernel import a_offsets, micro, panel_sums, store_block
+from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
 from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vstore, vstore_block, vtranspose
 
 # Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
@@ -281,10 +281,12 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
                 # with the step a run-time value, LLVM's unrolled loop kept a register per
                 # row offset into A and spilled; with a constant, A[r, p + 1] is a
                 # displacement from A[r, p].
+                # a later k block goes on from the partial sums the block before stored
+                acc = zero_block(c) if k0 == 0 else load_block(c, co, n, mr, ncols)
                 if a_packed:
-                    acc = micro(kc, a, ao, MR, src, bo, bs, c, co, n, mr, ncols, k0 == 0)
+                    acc = micro(kc, a, ao, MR, src, bo, bs, acc)
                 else:
-                    acc = micro(kc, a, ao, 1, src, bo, bs, c, co, n, mr, ncols, k0 == 0)
+                    acc = micro(kc, a, ao, 1, src, bo, bs, acc)
                 store_block(c, co, n, mr, ncols, acc)
     if k == 0:
         for i in range(i0, i1):

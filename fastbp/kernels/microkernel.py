@@ -6,13 +6,10 @@ Rather than keep one hand-written copy per level, the few functions that name on
 variable per row or per vector are generated here from their shape; at avx2 (6 x 2) the
 micro-kernel reads:
 
-    def _micro(kc, a, ao, step, pb, bo, bs, c, co, ldc, mr, nr, first):
-        w = lanes(c)
+    def _micro(kc, a, ao, step, pb, bo, bs, acc):
+        w = lanes(pb)
         a0, a1, a2, a3, a4, a5 = ao
-        c0_0 = c0_1 = ... = c5_1 = vzero(c)
-        if not first:                         # go on from the k blocks before
-            c0_0 = _load_part(c, co + 0 * ldc + 0 * w, nr - 0 * w)
-            ...                               # (rows r < mr only)
+        c0_0, c0_1, ..., c5_1 = acc           # zeros, or the block of C so far (_load_block)
         for p in range(kc):
             b0 = vload(pb, bo + 0 * w)        # B[p, 0:w]
             b1 = vload(pb, bo + 1 * w)        # B[p, w:2w]
@@ -28,7 +25,8 @@ micro-kernel reads:
 ``print(fastbp.kernels.microkernel.SOURCE)`` shows the text of the running level.
 Each element of C is one chain of fused multiply-adds over the whole reduction axis, in
 order (a later k block goes on from the stored partial sum, it does not start a new
-one): so its bits depend neither on MR, NR nor KC, and every level computes the same C.
+one; loading it is a function of its own, _load_block, so that the micro-kernel stays as
+small as it was: with the loads inside it, S's small products took 10-15 % longer): so its bits depend neither on MR, NR nor KC, and every level computes the same C.
 """
 import linecache
 
@@ -79,17 +77,15 @@ def _generate(mr, nv):
     a = [f"a{r}" for r in rows]
     L = []
     # -- the micro-kernel
-    L.append("def _micro(kc, a, ao, step, pb, bo, bs, c, co, ldc, mr, nr, first):")
-    L.append(f'    """c[{mr} rows, {nv} vectors] = (the block so far, unless first) + sum over kc values of p')
-    L.append("    of A[r, p] B[p, :]: A[r, p] = a[ao[r] + p*step] (A in place, step 1, or a packed panel,")
-    L.append("    step MR), B[p, :] = pb[bo + p*bs :] (a packed panel, bs = NR, or op(B) in place, bs = its")
-    L.append("    row length).  Row r of the block is c.flat[co + r*ldc :][:nr], rows r < mr.  Returns the")
+    L.append("def _micro(kc, a, ao, step, pb, bo, bs, acc):")
+    L.append(f'    """c[{mr} rows, {nv} vectors] = acc + sum over kc values of p of A[r, p] B[p, :]:')
+    L.append("    A[r, p] = a[ao[r] + p*step] (A in place, step 1, or a packed panel, step MR), B[p, :] =")
+    L.append("    pb[bo + p*bs :] (a packed panel, bs = NR, or op(B) in place, bs = its row length).  acc:")
+    L.append("    zeros (the first k block) or the block of C so far (_load_block).  Returns the")
     L.append('    accumulators, row by row, for _store_block."""')
-    L.append("    w = lanes(c)")
+    L.append("    w = lanes(pb)")
     L.append(f"    {', '.join(a)}, = ao")
-    L.append(f"    {' = '.join(acc)} = vzero(c)")
-    L.append("    if not first:")
-    L += _each_valid_row(mr, nv, "        ", "c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
+    L.append(f"    {', '.join(acc)}, = acc")
     L.append("    for p in range(kc):")
     for h in vecs:
         L.append(f"        b{h} = vload(pb, bo + {h} * w)")
@@ -101,6 +97,19 @@ def _generate(mr, nv):
         L.append(f"        a{r} += step")
     L.append("        bo += bs")
     L.append(f"    return {', '.join(acc)}")
+    L.append("")
+    # -- the block so far, for a later k block to go on from
+    L.append("def _load_block(c, co, ldc, mr, nr):")
+    L.append('    """The micro-kernel\'s accumulators from rows r < mr of C (nr columns), zeros elsewhere."""')
+    L.append("    w = lanes(c)")
+    L.append(f"    {' = '.join(acc)} = vzero(c)")
+    L += _each_valid_row(mr, nv, "    ", "c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
+    L.append(f"    return {', '.join(acc)}")
+    L.append("")
+    L.append("def _zero_block(c):")
+    L.append('    """The micro-kernel\'s accumulators, all zero (the first k block)."""')
+    L.append("    z = vzero(c)")
+    L.append(f"    return {', '.join('z' for _ in acc)}")
     L.append("")
     # -- storing the block
     L.append("def _store_block(c, co, ldc, mr, nr, acc):")
@@ -151,5 +160,7 @@ exec(compile(SOURCE, _FILE, "exec"), _namespace)
 # compiled again, seconds of the first call.  LLVM still inlines them where they are used.
 micro = jit(**LEAF_JIT)(_namespace["_micro"])
 store_block = jit(**LEAF_JIT)(_namespace["_store_block"])
+load_block = jit(**LEAF_JIT)(_namespace["_load_block"])
+zero_block = jit(**LEAF_JIT)(_namespace["_zero_block"])
 a_offsets = jit(**LEAF_JIT)(_namespace["_a_offsets"])
 panel_sums = jit(**STRICT_LEAF_JIT)(_namespace["_panel_sums"])
