@@ -174,7 +174,9 @@ def _train(args):
     from fastbp.datasets import load_digits, load_file
 
     if args.data:
-        X, y_raw = load_file(args.data, dtype=args.dtype, delimiter=args.delimiter)
+        # float64 so --standardize's statistics are those the model applies later to a
+        # file read the same way (MLP.check_X casts to the model's dtype after scaling)
+        X, y_raw = load_file(args.data, dtype="float64", delimiter=args.delimiter)
         name = args.data
     else:
         X, y_raw = load_digits(dtype=args.dtype)
@@ -197,11 +199,9 @@ def _train(args):
     test, train = perm[:n_test], perm[n_test:]
     X_train, X_test = X[train], X[test]
     if args.standardize:
-        mean = X_train.mean(axis=0)
-        std = X_train.std(axis=0)
+        mean = X_train.mean(axis=0, dtype=np.float64)
+        std = X_train.std(axis=0, dtype=np.float64)
         std[std == 0] = 1
-        X_train = (X_train - mean) / std
-        X_test = (X_test - mean) / std
     else:
         mean = std = None
     sizes = [X.shape[1], *args.hidden, classes.shape[0]]
@@ -209,6 +209,9 @@ def _train(args):
     opt = fastbp.SGD(lr=lr, momentum=args.momentum) if args.optimizer == "sgd" else fastbp.Adam(lr=lr)
     model = fastbp.MLP(sizes, activation=args.activation, output="softmax", dtype=args.dtype,
                        seed=args.seed, n_threads=args.threads)
+    # the model scales raw features itself (MLP.check_X) in training, evaluation and
+    # after loading: one code path, so `fastbp evaluate` sees what training saw
+    model.classes_, model.input_mean, model.input_std = classes, mean, std
     print(f"data: {name}; {len(train)} training / {len(test)} held-out samples, "
           f"{classes.shape[0]} classes")
     print(f"model: {'-'.join(map(str, sizes))} {args.activation}, softmax output, {args.dtype}, "
@@ -233,7 +236,6 @@ def _train(args):
     print(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (first epoch includes "
           f"compilation); throughput {steady:,.0f} samples/s (median epoch)")
     print(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
-    model.classes_, model.input_mean, model.input_std = classes, mean, std
     model.held_out_rows = np.sort(test)
     model.save(args.output)
     print(f"saved model to {args.output}")
@@ -284,8 +286,9 @@ def _info(args):
 
 
 def _load_for_model(args, n_features, model=None):
-    """(X, y or None) from a data file, for a model with n_features inputs; the model's
-    stored input scaling applied and its stored labels mapped back to output indices."""
+    """(X, y or None) from a data file, for a model with n_features inputs, its stored
+    labels mapped back to output indices.  An MLP applies its stored input scaling itself
+    (MLP.check_X); --standardize-from replaces that scaling for this run."""
     from fastbp.datasets import read_table
     path = args.data
     X, y = read_table(path, args.delimiter)
@@ -300,9 +303,10 @@ def _load_for_model(args, n_features, model=None):
         Xs, _ = load_file(args.standardize_from, dtype="float64", delimiter=args.delimiter)
         mean, std = Xs.mean(axis=0), Xs.std(axis=0)
         std[std == 0] = 1
-        X = (X - mean) / std
-    elif getattr(model, "input_mean", None) is not None:
-        X = (X - model.input_mean) / model.input_std
+        if hasattr(model, "input_mean"):
+            model.input_mean, model.input_std = mean, std   # an MLP scales its own inputs
+        else:
+            X = (X - mean) / std
     classes = getattr(model, "classes_", None)
     if y is not None and classes is not None and not hasattr(model, "n_features_in_"):
         y = np.asarray(y)

@@ -68,17 +68,31 @@ def _torch():
     return torch
 
 
+def _first_layer_on_raw_inputs(model):
+    """The first layer's (weight, bias) acting on raw features: a model with a stored input
+    scaling (``fastbp train --standardize``) has it folded in, W' = W / std and
+    b' = b - W' mean, computed in float64; otherwise the layer's own arrays."""
+    layer = model.layers[0]
+    if model.input_mean is None:
+        return layer.weight.copy(), layer.bias.copy()
+    w = layer.weight.astype(np.float64) / np.asarray(model.input_std, dtype=np.float64)
+    b = layer.bias - np.sum(w * np.asarray(model.input_mean, dtype=np.float64), axis=1)
+    return w.astype(model.dtype), b.astype(model.dtype)
+
+
 def to_torch(model):
     """A torch.nn.Sequential (Linear, activation, ..., Linear, Softmax(dim=1)|Sigmoid|Identity)
-    that computes what ``model.predict`` does, in the model's dtype."""
+    that computes what ``model.predict`` does, in the model's dtype (a stored input scaling
+    folded into the first Linear layer)."""
     torch = _torch()
     nn = torch.nn
     mods = []
     for l, layer in enumerate(model.layers):
         lin = nn.Linear(layer.n_in, layer.n_out, dtype=getattr(torch, model.dtype.name))
+        weight, bias = _first_layer_on_raw_inputs(model) if l == 0 else (layer.weight, layer.bias)
         with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(layer.weight.copy()))
-            lin.bias.copy_(torch.from_numpy(layer.bias.copy()))
+            lin.weight.copy_(torch.from_numpy(weight.copy()))
+            lin.bias.copy_(torch.from_numpy(bias.copy()))
         mods.append(lin)
         if l < len(model.layers) - 1:
             mods.append(getattr(nn, _TORCH_ACT[layer.activation])())
@@ -133,7 +147,8 @@ def from_torch(module, output=None, seed=0):
 
 def export_onnx(model, path, opset=17):
     """Write an ONNX graph (Gemm + activations + Softmax/Sigmoid) computing ``model.predict``:
-    input "X" (batch, n_in), output "Y" (batch, n_out), in the model's dtype."""
+    input "X" (batch, n_in), output "Y" (batch, n_out), in the model's dtype.  A stored input
+    scaling (``fastbp train --standardize``) becomes Sub and Div nodes in front."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -141,6 +156,12 @@ def export_onnx(model, path, opset=17):
         raise ImportError("export_onnx needs the onnx package: pip install 'fastbp[interop]'") from None
     elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
     nodes, inits, prev = [], [], "X"
+    if model.input_mean is not None:
+        inits += [numpy_helper.from_array(np.asarray(model.input_mean, model.dtype), "input_mean"),
+                  numpy_helper.from_array(np.asarray(model.input_std, model.dtype), "input_std")]
+        nodes += [helper.make_node("Sub", ["X", "input_mean"], ["x_centred"]),
+                  helper.make_node("Div", ["x_centred", "input_std"], ["x_scaled"])]
+        prev = "x_scaled"
     n_layers = len(model.layers)
     for l, layer in enumerate(model.layers):
         w, b = f"{2 * l}.weight", f"{2 * l}.bias"

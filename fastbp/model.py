@@ -148,7 +148,8 @@ class MLP:
         self.history = None
         self.optimizer = None
         # set by `fastbp train` and kept in the model file (None otherwise): the original
-        # class labels, index i = output i, and the training split's feature mean/std
+        # class labels, index i = output i, and the training split's feature mean/std,
+        # which check_X applies to every X the model is given
         self.classes_ = None
         self.input_mean = None
         self.input_std = None
@@ -239,7 +240,14 @@ class MLP:
 
     # -- checks ------------------------------------------------------------------------
     def check_X(self, X, name="X"):
-        return V.check_X(X, self.sizes[0], self.dtype, name)
+        """X checked and in the model's dtype; scaled by ``input_mean``/``input_std`` when
+        the model carries them (a ``fastbp train --standardize`` model), so raw features go
+        in everywhere: fit, predict, evaluate, validation data."""
+        if self.input_mean is None:
+            return V.check_X(X, self.sizes[0], self.dtype, name)
+        # scaled in float64, as `fastbp train` scaled its training split, then cast
+        X = V.check_X(X, self.sizes[0], np.float64, name)
+        return np.ascontiguousarray((X - self.input_mean) / self.input_std, dtype=self.dtype)
 
     def check_y(self, y, n, name="y"):
         return V.check_y(y, n, self.sizes[-1], self.output, self.dtype, name)
@@ -333,8 +341,11 @@ class MLP:
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):
         """Outputs of the last layer: class probabilities (softmax), probabilities
-        (sigmoid) or values (identity); shape (n, n_out), in the model's dtype."""
-        X = self.check_X(X)
+        (sigmoid) or values (identity); shape (n, n_out), in the model's dtype.  X holds raw
+        features: a stored ``input_mean``/``input_std`` is applied here (see check_X)."""
+        return self._predict_checked(self.check_X(X), batch_size, n_threads)
+
+    def _predict_checked(self, X, batch_size, n_threads):
         n = X.shape[0]
         chunk = self._eval_chunk(n) if batch_size is None else V.check_int("batch_size", batch_size, 1)
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
@@ -365,7 +376,7 @@ class MLP:
         with self._threads(n_threads):
             result = self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
         if metrics:
-            result.update(_metrics.compute(metrics, self.predict(X, batch_size, n_threads), y, self.output))
+            result.update(_metrics.compute(metrics, self._predict_checked(X, batch_size, n_threads), y, self.output))
         return result
 
     def _evaluate_rows(self, X, y, rows, batch_size=None):
@@ -415,7 +426,8 @@ class MLP:
     # -- leaving fastbp (interop.py) -----------------------------------------------------
     def state_dict(self):
         """Copies of the parameters under PyTorch's nn.Sequential names: "0.weight" (n_out,
-        n_in), "0.bias", "2.weight", ... (Linear layers at even indices, activations between)."""
+        n_in), "0.bias", "2.weight", ... (Linear layers at even indices, activations between).
+        The layers' own weights: a stored input scaling is not in it (``to_torch`` folds it in)."""
         from .interop import state_dict
         return state_dict(self)
 
