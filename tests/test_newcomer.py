@@ -80,6 +80,12 @@ def test_2_3_5_string_labels_stored_scaling_and_held_out(tmp_path, digits_csv):
     m.input_mean = m.input_std = None
     np.testing.assert_array_equal(p, m.predict(by_hand))
     assert not np.array_equal(p, m.predict(X[rows]))                 # scaling mattered
+    # --standardize-from replaces the stored scaling (once, not on top of it)
+    r = run("evaluate", "--held-out", "--standardize-from", digits_csv, model, digits_csv)
+    assert r.returncode == 0, r.stderr
+    std = X.std(axis=0, dtype=np.float64)
+    m.input_mean, m.input_std = X.mean(axis=0, dtype=np.float64), np.where(std == 0, 1, std)
+    assert f"accuracy: {m.evaluate(X[rows], lab[rows])['accuracy']:.4f}" in r.stdout
 
 
 def test_2_integer_labels_come_back_and_float_targets_are_refused(tmp_path):
