@@ -236,6 +236,7 @@ class ReduceLROnPlateau(Callback):
 
 class CSVLogger(Callback):
     """Write one CSV row of epoch logs per epoch to ``path`` (a header row first)."""
+    writes_files = True   # in a distributed fit, rank 0 alone runs it
 
     def __init__(self, path, append=False):
         self.path, self.append = path, bool(append)
@@ -261,6 +262,7 @@ class CSVLogger(Callback):
 class ModelCheckpoint(Callback):
     """Save the model (``fastbp.load`` reads it) every ``every`` epochs, or with
     ``save_best_only`` only when ``monitor`` improved.  ``path`` may hold ``{epoch}``."""
+    writes_files = True   # in a distributed fit, rank 0 alone runs it
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, every=1, mode="auto"):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:

@@ -205,45 +205,58 @@ def _train(args):
     else:
         mean = std = None
     sizes = [X.shape[1], *args.hidden, classes.shape[0]]
+    from fastbp import distributed
+    ranks = distributed.launched_ranks()   # > 1 under mpiexec -n N: data-parallel over them
+    say, rank, threads = print, 0, args.threads
+    if ranks > 1:
+        world = distributed.World()
+        rank = world.rank
+        threads = threads or distributed.threads_per_rank(world)
+        if rank != 0:
+            say = lambda *a, **k: None   # noqa: E731   rank 0 alone speaks
     lr = args.lr if args.lr is not None else (0.5 if args.optimizer == "sgd" else 1e-3)
     opt = fastbp.SGD(lr=lr, momentum=args.momentum) if args.optimizer == "sgd" else fastbp.Adam(lr=lr)
     model = fastbp.MLP(sizes, activation=args.activation, output="softmax", dtype=args.dtype,
-                       seed=args.seed, n_threads=args.threads)
+                       seed=args.seed, n_threads=threads)
     # the model scales raw features itself (MLP.check_X) in training, evaluation and
     # after loading: one code path, so `fastbp evaluate` sees what training saw
     model.classes_, model.input_mean, model.input_std = classes, mean, std
-    print(f"data: {name}; {len(train)} training / {len(test)} held-out samples, "
+    say(f"data: {name}; {len(train)} training / {len(test)} held-out samples, "
           f"{classes.shape[0]} classes")
-    print(f"model: {'-'.join(map(str, sizes))} {args.activation}, softmax output, {args.dtype}, "
-          f"{opt!r}, batch {args.batch_size}, threads {model.n_threads or fastbp.get_num_threads()}")
+    say(f"model: {'-'.join(map(str, sizes))} {args.activation}, softmax output, {args.dtype}, "
+          f"{opt!r}, batch {args.batch_size}, threads {model.n_threads or fastbp.get_num_threads()}"
+          + (f" per rank, data-parallel over {ranks} MPI ranks" if ranks > 1 else ""))
     t0 = time.perf_counter()
     # with --plot, the held-out part is also scored after each epoch (weights are unchanged)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastbp.DivergenceWarning)
         history = model.fit(X_train, y[train], epochs=args.epochs, batch_size=args.batch_size,
                             optimizer=opt, verbose=args.verbose,
-                            validation_data=(X_test, y[test]) if args.plot else None)
+                            validation_data=(X_test, y[test]) if args.plot else None,
+                            distributed="mpi" if ranks > 1 else None)
     for w in caught:
         if issubclass(w.category, fastbp.DivergenceWarning):
             # a diverged model is not worth saving: say so and fail, not "accuracy 0.1, exit 0"
-            print(f"fastbp train: error: {w.message}; the model was not saved", file=sys.stderr)
+            say(f"fastbp train: error: {w.message}; the model was not saved", file=sys.stderr)
             return 1
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     seconds = time.perf_counter() - t0
     result = model.evaluate(X_test, y[test])
     rates = history.history.get("samples_per_second", [])
     steady = float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else float("nan")
-    print(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (first epoch includes "
+    say(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (first epoch includes "
           f"compilation); throughput {steady:,.0f} samples/s (median epoch)")
-    print(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
+    say(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
     model.held_out_rows = np.sort(test)
+    if rank != 0:
+        return 0                        # rank 0 saves and plots
     model.save(args.output)
-    print(f"saved model to {args.output}")
+    say(f"saved model to {args.output}")
     if args.plot:
         from fastbp.plotting import plot_history
         plot_history(history, args.plot, title=f"{'-'.join(map(str, sizes))} {args.activation}, "
                      f"{opt!r}, batch {args.batch_size} (validation = held-out part)")
-        print(f"saved learning curve to {args.plot}")
+        say(f"saved learning curve to {args.plot}")
     return 0
 
 
@@ -279,6 +292,10 @@ def _info(args):
     shape = _config.LEVELS[_config.ISA]
     print(f"kernel level:    {_config.ISA} ({_config.ISA_REASON}; FASTBP_ISA=avx512|avx2|sse forces one): "
           f"{shape['VEC_BYTES']}-byte vectors, {shape['MR']} x {shape['NR_VECS']}-vector micro-kernel")
+    from fastbp import distributed
+    mpi = distributed.library()
+    print("MPI:             " + (f"{mpi[0]}; {mpi[1]} rank(s) (mpiexec -n N fastbp train: "
+                                 "data-parallel)" if mpi else "not installed (pip install 'fastbp[mpi]')"))
     from fastbp import _cache
     print(f"compile cache:   {_cache.cache_dir()}  (stamp {_cache.STAMP[:12]}; set "
           "FASTBP_CACHE_DIR to move it)")

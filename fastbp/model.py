@@ -259,7 +259,7 @@ class MLP:
     def fit(self, X, y=None, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
             n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None,
-            sample_weight=None, class_weight=None):
+            sample_weight=None, class_weight=None, distributed=None):
         """Train by minibatch gradient descent.
 
         Parameters
@@ -315,6 +315,13 @@ class MLP:
         class_weight : dict {label: weight}, "balanced" or None
             Multiplies each sample's weight by its class's; "balanced" is scikit-learn's
             ``n / (n_classes * count(class))``.  Softmax outputs or one sigmoid unit.
+        distributed : None or "mpi"
+            "mpi": data-parallel over the ranks of ``mpiexec -n N python ...`` (mpi4py,
+            ``pip install 'fastbp[mpi]'``).  Every rank calls fit with the same data and
+            arguments; each takes one shard of every minibatch of ``batch_size`` rows, the
+            gradients are added in rank order, and the weights equal a one-process run's up
+            to rounding.  Rank 0 alone shows progress and writes checkpoints and files
+            (fastbp/distributed.py).
 
         Returns
         -------
@@ -325,7 +332,8 @@ class MLP:
         if _stream.is_stream(X, y):
             extra = {"validation_data": validation_data, "validation_split": validation_split or None,
                      "checkpoint": checkpoint, "resume": resume, "metrics": metrics,
-                     "sample_weight": sample_weight, "class_weight": class_weight}
+                     "sample_weight": sample_weight, "class_weight": class_weight,
+                     "distributed": distributed}
             given = [k for k, v in extra.items() if v is not None]
             if given:
                 raise ValueError(f"fit on a stream of (X, y) chunks does not take {', '.join(given)}")
@@ -336,7 +344,7 @@ class MLP:
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
                    n_threads=n_threads, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                    resume=resume, metrics=metrics, sample_weight=sample_weight,
-                   class_weight=class_weight)
+                   class_weight=class_weight, distributed=distributed)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):

@@ -148,7 +148,7 @@ def _save_checkpoint(model, path, epoch, epochs, rng_start, history):
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None,
         checkpoint=None, checkpoint_every=1, resume=None, metrics=None, sample_weight=None,
-        class_weight=None):
+        class_weight=None, distributed=None):
     from . import metrics as _metrics
     metrics = _metrics.check(metrics, model.output)
     X = model.check_X(X)
@@ -177,6 +177,18 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     optimizer = optimizers.get(optimizer)
     state = optimizer.bind(model.params)
     model.optimizer = optimizer
+    world = None
+    if distributed is not None:
+        if distributed != "mpi":
+            raise ValueError(f"distributed must be None or 'mpi', got {distributed!r}")
+        from . import distributed as _dist
+        world = _dist.World()
+        _dist.start(world, model, X, y_train, batch_size, epochs, optimizer, state)
+        if n_threads is None and model.n_threads is None:
+            n_threads = _dist.threads_per_rank(world)
+        if world.rank != 0:   # rank 0 alone shows progress and writes files
+            verbose, checkpoint = 0, None
+            callbacks = [cb for cb in callbacks if not getattr(cb, "writes_files", False)]
 
     if training is not None:   # replay the validation split from the run's starting RNG state
         rng_now = model.rng.bit_generator.state
@@ -222,31 +234,40 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         count = min(per_call, n_batches - k)
                         start, stop = k * batch_size, min((k + count) * batch_size, n)
                         t = time.perf_counter()
-                        l, h = train_steps(X, y_train, order, start, stop, batch_size, model.params,
-                                           model.grads, state, hyper, model.meta, model._out_code,
-                                           ws, stats, True, threaded)
+                        if world is None:
+                            l, h = train_steps(X, y_train, order, start, stop, batch_size, model.params,
+                                               model.grads, state, hyper, model.meta, model._out_code,
+                                               ws, stats, True, threaded)
+                        else:
+                            l, h = _dist.run_steps(world, X, y_train, order, start, stop, batch_size,
+                                                   model, state, hyper, ws, stats, threaded)
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
                         loss_sum += l
+                        seen = stop - start if world is None else max(world.last_rows, 1)
                         if first_loss is None:   # loss of the untrained model's first batches
-                            first_loss = l / (stop - start)
+                            first_loss = l / seen
                         hits += h
                         k += count
-                        progress.batches(count, l / (stop - start))
+                        progress.batches(count, l / seen)
                         per_call = max(1, min(4096, int(_SECONDS_PER_CALL * count / max(seconds, 1e-9))))
                 except KeyboardInterrupt:
+                    if world is not None:   # the ranks stop at different steps: stop them all
+                        world.abort("interrupted")
                     optimizer.sync(hyper)  # the steps that completed are counted
                     progress.close()
                     history.interrupted = True
                     print(f"\nTraining interrupted during epoch {epoch + 1}; the model keeps the "
                           "weights of the last completed step.", file=sys.stderr)
                     break
+                if world is not None:   # this rank's samples so far: now all ranks'
+                    loss_sum, hits = _dist.add_up(world, loss_sum, hits)
                 seconds = time.perf_counter() - t0
                 logs = {"loss": loss_sum / n}
                 if classify:
                     logs["accuracy"] = hits / n
                 if val is not None:
-                    ev = model._evaluate_rows(*val)
+                    ev = model._evaluate_rows(*val) if world is None else _dist.evaluate_rows(world, model, *val)
                     logs.update({"val_" + key: value for key, value in ev.items()})
                 if metrics:   # a pass of predictions over the training (and validation) rows
                     logs.update(_metrics.compute(metrics, model.predict(X[train_rows]), y[train_rows], model.output))
@@ -279,6 +300,10 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     _save_checkpoint(model, checkpoint, epoch + 1, epochs, rng_start, history)
                 if model.stop_training:
                     break
+        except BaseException as exc:
+            if world is not None and world.size > 1:   # never leave the other ranks waiting
+                world.abort(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             progress.close()
             for cb in callbacks:

@@ -196,3 +196,13 @@ def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):
             out[r, j] = z[r, j]
+
+
+@njit(**ENTRY_JIT)
+def update_step(params, grads, state, hyper):
+    """Count one step and apply the optimizer to ``grads`` as they are: the second half of
+    a data-parallel step, whose gradients were added up across processes in between
+    (distributed.py)."""
+    vector_width()
+    advance(hyper)
+    update(params, grads, state, hyper)
