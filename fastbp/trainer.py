@@ -125,6 +125,7 @@ def _resume(model, path, optimizer):
         optimizer = saved.optimizer
     model.params[:] = saved.params
     model.rng.bit_generator.state = saved.rng.bit_generator.state
+    model.dropout_seed = saved.dropout_seed
     model.epoch = saved.epoch
     return optimizer, training
 
