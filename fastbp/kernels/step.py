@@ -33,7 +33,7 @@ from .dropout import DROP_KEY, DROP_THRESHOLD, dropout
 from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
                    SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
-from .optim import L2_WEIGHTS, STEPS, SUM_SQ_WEIGHTS, advance, update
+from .optim import L2_WEIGHTS, SCHEDULE, STEPS, SUM_SQ_WEIGHTS, advance, schedule_lr, update
 from .simd import vector_width
 
 _JIT = KERNEL_JIT
@@ -151,7 +151,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
     loss, backward and the optimizer update.  One compiled call for many small steps keeps
     Python's dispatch cost out of the loop.  ``count_steps``: count each step in
-    hyper[STEPS] (and derive Adam's bias corrections) first.  Returns (loss sum, hits) of
+    hyper[STEPS] (and derive Adam's bias corrections) first, after setting the lr from a
+    per-step schedule when hyper[SCHEDULE] names one.  Returns (loss sum, hits) of
     the data term over all their samples; an L2 term on the weights is added when
     hyper[L2_WEIGHTS] != 0 (optim.py).  ``threaded``: threading_for(meta, batch_size)."""
     vector_width()   # (kernels/simd.py: loops inlined here vectorise at the level's width)
@@ -160,6 +161,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     hits = 0.0
     for s in range(start, stop, batch_size):
         if count_steps:
+            if hyper[SCHEDULE] != 0:          # a per-step lr schedule (optim.py)
+                hyper[1] = schedule_lr(hyper)
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
