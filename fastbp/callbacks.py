@@ -29,6 +29,23 @@ class Callback:
     def on_train_end(self, logs=None):
         pass
 
+    def get_state(self):
+        """What a checkpoint keeps of the callback's progress (plain JSON), or None; a resumed
+        fit hands it to ``set_state`` after ``on_train_begin``."""
+        return None
+
+    def set_state(self, state):
+        pass
+
+
+def _finite_or_none(x):
+    """JSON has no infinity: an unset best is stored as null."""
+    return float(x) if math.isfinite(x) else None
+
+
+def _best_from(value, mode):
+    return (math.inf if mode == "min" else -math.inf) if value is None else float(value)
+
 
 class LambdaCallback(Callback):
     """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
@@ -92,6 +109,15 @@ class EarlyStopping(Callback):
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
+
+    def get_state(self):
+        # (the best weights themselves are not kept: a resumed run restores them only if a
+        # later epoch improves on the best)
+        return {"wait": self.wait, "best": _finite_or_none(self.best), "best_epoch": self.best_epoch}
+
+    def set_state(self, state):
+        self.wait, self.best_epoch = int(state["wait"]), state["best_epoch"]
+        self.best = _best_from(state["best"], self.mode)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -264,6 +290,18 @@ class LearningRateScheduler(Callback):
                              "fastbp.SGD(lr=schedule), or make it with unit='epoch'")
         self.schedule = schedule
 
+    def get_state(self):
+        # a record of the schedule the run followed (plain JSON); the schedule itself is the
+        # one given to the resumed fit, counted from the model's epoch
+        config = getattr(self.schedule, "get_config", None)
+        return {"schedule": config()} if config is not None else None
+
+    def set_state(self, state):
+        config = getattr(self.schedule, "get_config", lambda: None)()
+        if config != state["schedule"]:
+            raise ValueError(f"resume: LearningRateScheduler's schedule {config} differs from the "
+                             f"checkpoint's {state['schedule']}")
+
     def on_epoch_begin(self, epoch, logs=None):
         lr = self.schedule(epoch)
         _settable_lr(self, self.model.optimizer).lr = _positive(f"schedule({epoch})", lr)
@@ -291,6 +329,12 @@ class ReduceLROnPlateau(Callback):
     def on_train_begin(self, logs=None):
         self.wait = 0
         self.best = math.inf if self.mode == "min" else -math.inf
+
+    def get_state(self):   # (the lr it lowered is the optimizer's, kept with it)
+        return {"wait": self.wait, "best": _finite_or_none(self.best)}
+
+    def set_state(self, state):
+        self.wait, self.best = int(state["wait"]), _best_from(state["best"], self.mode)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor not in (logs or {}):
@@ -347,6 +391,12 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
+
+    def get_state(self):
+        return {"best": _finite_or_none(self.best)}
+
+    def set_state(self, state):
+        self.best = _best_from(state["best"], self.mode)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:

@@ -351,7 +351,13 @@ class MLP:
             and history are restored and training goes on from the checkpoint's epoch up to
             ``epochs`` in total.  Call with the same data and arguments as the interrupted
             run; the result is then bit-identical to a run that was never stopped.
-            Callback state (e.g. EarlyStopping's patience count) is not saved.
+            The optimizer given must be the one the run started with (its lr as
+            callbacks or schedules changed it since is the checkpoint's).  Callback state
+            goes into the checkpoint as plain JSON and is restored: EarlyStopping's and
+            ReduceLROnPlateau's counts and best values, ModelCheckpoint's best value, the
+            config of a LearningRateScheduler's schedule (a resumed run with another one is
+            refused); EarlyStopping's best weights are not kept.  A per-step schedule is
+            part of the optimizer's config and continues from its step count.
         metrics : list of str or None
             Extra figures per epoch (see ``evaluate``), on the training rows and, with
             validation data, as "val_<name>"; each costs a pass of predictions per epoch.
