@@ -119,9 +119,12 @@ def from_torch(module, output=None, seed=0):
                 acts.append("identity")
             linears.append(m)
             drops.append(0.0)
-        elif isinstance(m, nn.Dropout):   # after a hidden layer's activation
-            if not linears or len(acts) != len(linears) or drops[-1]:
-                raise ValueError(f"module[{i}] (Dropout) must follow a Linear layer's activation")
+        elif isinstance(m, nn.Dropout):   # after a hidden layer (and its activation, if any)
+            if not linears or drops[-1]:
+                raise ValueError(f"module[{i}] (Dropout) must follow a Linear layer or its activation, "
+                                 "once")
+            if len(acts) < len(linears):
+                acts.append("identity")
             drops[-1] = float(m.p)
         elif type(m) in names or isinstance(m, nn.Softmax):
             if len(acts) != len(linears) - 1:
