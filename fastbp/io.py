@@ -11,11 +11,12 @@ read back with ``allow_pickle=False``:
     ``format_version``  2 (files of version 1 are still read)
     ``fastbp_version``  the version that wrote the file
     ``kind``            "mlp" or "estimator"
-    ``config``          architecture: sizes, activation, output, dtype, seed
+    ``config``          architecture: sizes, activation, output, dtype, seed, dropout
     ``optimizer``       optimizer name, hyper-parameters and step count, or null
     ``rng_state``       state of the model's random generator (numpy PCG64), so shuffles
                         continue where they left off
     ``epoch``           training epochs completed over the model's life
+    ``dropout_seed``    the seed of the dropout masks (the model's seed, or one drawn once)
     ``training``        for checkpoints: epoch reached in the run, its target, the RNG state
                         at the start of the run and the history so far; else null
     ``estimator``       for MLPClassifier / MLPRegressor: class, parameters and fitted
@@ -119,6 +120,7 @@ def _model_parts(model, training=None):
             arrays[key] = np.asarray(getattr(model, name))
     header = {"kind": "mlp", "config": model.get_config(), "optimizer": opt,
               "rng_state": model.rng.bit_generator.state, "epoch": int(getattr(model, "epoch", 0)),
+              "dropout_seed": model.dropout_seed,
               "training": training, "estimator": None}
     return header, arrays
 
@@ -253,7 +255,9 @@ def _build_model(path, header, arrays):
     try:
         config = header["config"]
         model = MLP(config["sizes"], activation=config["activation"], output=config["output"],
-                    dtype=config["dtype"], seed=config.get("seed"))
+                    dtype=config["dtype"], seed=config.get("seed"), dropout=config.get("dropout", 0.0))
+        if header.get("dropout_seed") is not None:
+            model.dropout_seed = header["dropout_seed"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has an invalid model description: {exc}") from None
     params = arrays["params"]

@@ -116,15 +116,20 @@ def _resume(model, path, optimizer):
         raise ValueError(f"resume: {path} holds no optimizer state")
     if optimizer is not None:
         optimizer = optimizers.get(optimizer)
-        if optimizer.get_config() != saved.optimizer.get_config():
+        # against the optimizer the run started with: callbacks (LearningRateScheduler,
+        # ReduceLROnPlateau) may have changed the lr since, and the checkpoint's lr goes on
+        start = training.get("optimizer_start") or saved.optimizer.get_config()  # (older checkpoints: none)
+        if optimizer.get_config() != start:
             raise ValueError(f"resume: optimizer {optimizer!r} differs from the checkpoint's "
-                             f"{saved.optimizer!r}")
+                             f"{optimizers.get(start)!r}")
         optimizer.state = saved.optimizer.state
         optimizer.steps = saved.optimizer.steps
+        optimizer.lr = saved.optimizer.lr
     else:
         optimizer = saved.optimizer
     model.params[:] = saved.params
     model.rng.bit_generator.state = saved.rng.bit_generator.state
+    model.dropout_seed = saved.dropout_seed
     model.epoch = saved.epoch
     return optimizer, training
 
@@ -137,12 +142,27 @@ def _history_from(training):
     return history
 
 
-def _save_checkpoint(model, path, epoch, epochs, rng_start, history):
+def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_start, callbacks):
     from .io import save
     training = {"epoch": epoch, "epochs": epochs, "rng_state_start": rng_start,
                 "history": {"epoch": list(history.epoch),
-                            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}}
+                            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}},
+                "optimizer_start": optimizer_start,
+                "callbacks": [{"class": type(cb).__name__, "state": cb.get_state()} for cb in callbacks
+                              if cb.get_state() is not None]}
     save(model, path, training=training)
+
+
+def _restore_callbacks(callbacks, saved):
+    """The checkpoint's callback states (plain JSON), the i-th of a class to the i-th callback of
+    that class given to the resumed fit."""
+    by_class = {}
+    for entry in saved or []:
+        by_class.setdefault(entry["class"], []).append(entry["state"])
+    for cb in callbacks:
+        states = by_class.get(type(cb).__name__)
+        if states:
+            cb.set_state(states.pop(0))
 
 
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
@@ -175,6 +195,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else optimizers.SGD()
     optimizer = optimizers.get(optimizer)
+    optimizer_start = (training or {}).get("optimizer_start") or optimizer.get_config()
     state = optimizer.bind(model.params)
     model.optimizer = optimizer
     world = None
@@ -217,6 +238,8 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         for cb in callbacks:
             cb.set_model(model)
             cb.on_train_begin({})
+        if training is not None:
+            _restore_callbacks(callbacks, training.get("callbacks"))
         first_loss = None
         warned = False
         try:
@@ -297,7 +320,8 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     cb.on_epoch_end(epoch, logs)
                 if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0
                                                or epoch + 1 == epochs or model.stop_training):
-                    _save_checkpoint(model, checkpoint, epoch + 1, epochs, rng_start, history)
+                    _save_checkpoint(model, checkpoint, epoch + 1, epochs, rng_start, history, optimizer_start,
+                                     callbacks)
                 if model.stop_training:
                     break
         except BaseException as exc:

@@ -1,18 +1,19 @@
 import numpy as np
 
-from fastbp.kernels.optim import HYPER_SIZE
+from fastbp.kernels.optim import HYPER_SIZE, STEPS
 from fastbp.kernels.step import threading_for, train_step
 
 
-def gradients(model, X, y, idx=None):
+def gradients(model, X, y, idx=None, step=0):
     """Loss (mean) and the flat gradient of the model on the rows idx (default: all) of
-    (X, y), without an update."""
+    (X, y), without an update; dropout draws the masks of step ``step``."""
     X = model.check_X(X)
     y = model.check_y(y, X.shape[0])
     idx = np.arange(X.shape[0], dtype=np.int64) if idx is None else np.asarray(idx, dtype=np.int64)
     ws, stats = model.workspace(idx.shape[0])
     state = np.zeros((2, model.n_params), model.dtype)
     hyper = np.zeros(HYPER_SIZE)  # kind 0: no update
+    hyper[STEPS] = step
     loss, _ = train_step(X, y, idx, model.params, model.grads, state, hyper, model.meta,
                          model._out_code, ws, stats, threading_for(model.meta, idx.shape[0]))
     return loss / idx.shape[0], model.grads.copy()

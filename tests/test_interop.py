@@ -68,8 +68,14 @@ def test_from_torch_module_built_in_torch():
     with torch.no_grad():
         expected = module(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(model.predict(X), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="module\\[1\\] is a Dropout"):
-        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2)))
+    # a Dropout right after a Linear: an identity activation with dropout (test_dropout.py has more)
+    assert fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2))).dropout == [0.5]
+    with pytest.raises(ValueError, match="Dropout after the last Linear layer is not supported"):
+        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)))
+    with pytest.raises(ValueError, match=r"module\[2\] \(Dropout\) must follow a Linear layer"):
+        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Dropout(0.5), nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match=r"module\[1\] is a BatchNorm1d"):
+        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 2)))
     with pytest.raises(TypeError, match="must be a torch.nn.Sequential"):
         fastbp.from_torch(nn.Linear(2, 2))
 
