@@ -193,7 +193,7 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
     ``add_up`` once per epoch.  Every rank makes the same collective calls in the same order
     (one per step), whatever the grouping of steps into calls, which differs between ranks
     (trainer.py sizes it by measured time)."""
-    from .kernels.optim import HYPER_SIZE, L2_WEIGHTS
+    from .kernels.optim import FIRST_ROW, HYPER_SIZE, L2_WEIGHTS, STEPS
     from .kernels.step import NO_COUNT, train_steps, update_step
     if hyper[L2_WEIGHTS] != 0.0:
         raise ValueError("distributed training does not take the estimators' L2 term yet")
@@ -206,6 +206,8 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
         lo, hi = _shard(world, batch.shape[0])
         if hi > lo:
             shard = batch[lo:hi]
+            grad_only[STEPS] = hyper[STEPS] + 1    # the step's count, as train_steps's forward sees it
+            grad_only[FIRST_ROW] = lo              # (both for the dropout masks)
             loss, hits = train_steps(x, y, shard, 0, hi - lo, hi - lo, model.params, grads, state,
                                      grad_only, model.meta, model._out_code, ws, stats, NO_COUNT,
                                      threaded)

@@ -1,5 +1,7 @@
 import numpy as np
 
+import fastbp
+
 from fastbp.kernels.optim import HYPER_SIZE, STEPS
 from fastbp.kernels.step import threading_for, train_step
 
@@ -25,3 +27,13 @@ def targets(output, n, k, rng):
     if output == "sigmoid":
         return rng.integers(0, 2, size=(n, k)).astype(float)
     return rng.standard_normal((n, k))
+
+
+def mpi_job_model(dtype, mode):
+    """The model and optimizer of a tests/mpi_job.py run (test_distributed.py builds the
+    same for one process); mode "dropout" adds dropout and a per-step cosine schedule."""
+    if mode == "dropout":
+        return (fastbp.MLP([64, 32, 10], dtype=dtype, seed=3, dropout=0.2),
+                fastbp.SGD(lr=fastbp.CosineDecay(0.3, epochs=24, warmup_epochs=4, unit="step"),
+                           momentum=0.9))
+    return fastbp.MLP([64, 32, 10], dtype=dtype, seed=3), fastbp.SGD(lr=0.3, momentum=0.9)

@@ -7,6 +7,10 @@ where u is splitmix64's mixing function applied to a counter:
     base = mix(key_l + (t + 1) * GAMMA)           one per (seed, layer, step)
     u    = mix(base + (i * n + j + 1) * GAMMA)    one per element
 
+and i counts rows from the start of the step's whole minibatch: a data-parallel rank
+(distributed.py) whose shard starts at row i0 passes i0, so its rows get the masks they
+would get in one process.
+
 so a mask depends only on (seed, layer, step, row, column): never on the thread count,
 the tiling, or how steps are grouped into compiled calls, and nothing is stored to draw
 it again.  A kept unit is scaled by s = 1 / (1 - p), a dropped one is 0.  The backward
@@ -66,7 +70,7 @@ def _mix(z):
 
 
 @jit(**LEAF_JIT)
-def _rows(a, d, act, thr, base, i0, i1):
+def _rows(a, d, act, thr, base, row0, i0, i1):
     """Rows i0 <= i < i1: a = a s, d = f'(a) s where kept; a = d = 0 where dropped."""
     vector_width()
     n = a.shape[1]
@@ -78,7 +82,7 @@ def _rows(a, d, act, thr, base, i0, i1):
     for i in range(i0, i1):
         row = a[i]
         drow = d[i]
-        c0 = np.uint64(i * n + 1)
+        c0 = np.uint64((row0 + i) * n + 1)
         for j in range(n):
             keep = (_mix(base + (c0 + np.uint64(j)) * g) >> np.uint64(64 - MANTISSA)) >= t
             v = row[j]
@@ -87,9 +91,10 @@ def _rows(a, d, act, thr, base, i0, i1):
 
 
 @jit(dispatcher=_SerialOnlyAllowed, parallel=True, **KERNEL_JIT)
-def dropout(a, d, act, thr, key, step, threaded):
+def dropout(a, d, act, thr, key, step, row0, threaded):
     """Inverted dropout on a (b, n), a layer's output after its activation ``act``, in
-    place; d (b, n) receives f'(a) s or 0 (see top).  ``step``: the global step count.
+    place; d (b, n) receives f'(a) s or 0 (see top).  ``step``: the global step count;
+    ``row0``: the minibatch row of a's first row.
     Rows in parallel unless threaded is SERIAL_ONLY (gemm.py) or the layer is small; each
     element's result is the same either way."""
     b, n = a.shape
@@ -97,7 +102,7 @@ def dropout(a, d, act, thr, key, step, threaded):
     rows = max(1, SERIAL_ELEMENTS // max(n, 1))     # rows per task
     n_tasks = (b + rows - 1) // rows
     if threaded is None or n_tasks == 1:
-        _rows(a, d, act, thr, base, 0, b)
+        _rows(a, d, act, thr, base, row0, 0, b)
     else:
         for t in prange(n_tasks):
-            _rows(a, d, act, thr, base, t * rows, min(b, (t + 1) * rows))
+            _rows(a, d, act, thr, base, row0, t * rows, min(b, (t + 1) * rows))

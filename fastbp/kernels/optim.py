@@ -22,10 +22,11 @@ from . import jit
 from .simd import vector_width
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 18
+HYPER_SIZE = 19
 STEPS = 10  # index of the step count in hyper
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 SCHEDULE = 13  # the schedule's code; its numbers are hyper[SCHEDULE + 1 : SCHEDULE + 5]
+FIRST_ROW = 18  # the minibatch row of a data-parallel shard's first row (dropout masks)
 NO_SCHEDULE, STEP_DECAY, EXPONENTIAL_DECAY, COSINE_DECAY = 0, 1, 2, 3
 
 _JIT = KERNEL_JIT

@@ -33,7 +33,7 @@ from .dropout import DROP_KEY, DROP_THRESHOLD, dropout
 from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
                    SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
-from .optim import L2_WEIGHTS, SCHEDULE, STEPS, SUM_SQ_WEIGHTS, advance, schedule_lr, update
+from .optim import FIRST_ROW, L2_WEIGHTS, SCHEDULE, STEPS, SUM_SQ_WEIGHTS, advance, schedule_lr, update
 from .simd import vector_width
 
 _JIT = KERNEL_JIT
@@ -57,12 +57,12 @@ def threading_for(meta, b):
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
-def forward(x, idx, params, meta, ws, kept, threaded, step=0):
+def forward(x, idx, params, meta, ws, kept, threaded, step=0, row0=0):
     """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
     last layer's z (its f is identity).  Unless kept (train_steps) is empty, x[idx] is also
     packed into it, for backward's dW_0, and the hidden layers with dropout drop units
-    with the masks of step ``step`` (kernels/dropout.py); predict and evaluate pass an
-    empty kept: no dropout."""
+    with the masks of step ``step``, idx[0] being row ``row0`` of the step's minibatch
+    (kernels/dropout.py); predict and evaluate pass an empty kept: no dropout."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
     all_rows = idx[:0]               # empty: every row of the operand, in order
@@ -84,7 +84,7 @@ def forward(x, idx, params, meta, ws, kept, threaded, step=0):
              act, rows, threaded)
         if meta[l, DROP_THRESHOLD] > 0 and kept.shape[0] > 0:   # training, and dropout on
             dm = ws[6][off : off + b * n_out].reshape((b, n_out))
-            dropout(a_out, dm, act, meta[l, DROP_THRESHOLD], meta[l, DROP_KEY], step, threaded)
+            dropout(a_out, dm, act, meta[l, DROP_THRESHOLD], meta[l, DROP_KEY], step, row0, threaded)
         off += b * n_out
     n_last = meta[meta.shape[0] - 1, 1]
     return acts[off - b * n_last : off].reshape((b, n_last))
@@ -171,7 +171,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
         if ws[5].shape[0] < size:
             raise ValueError("workspace px is too small for the minibatch's x[idx]")
         kept = ws[5][:size]
-        z = forward(x, idx, params, meta, ws, kept, threaded, np.int64(hyper[STEPS]))
+        z = forward(x, idx, params, meta, ws, kept, threaded, np.int64(hyper[STEPS]),
+                    np.int64(hyper[FIRST_ROW]))
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
         backward(x, idx, params, grads, meta, ws, dz, kept, threaded)
@@ -221,5 +222,7 @@ def update_step(params, grads, state, hyper):
     a data-parallel step, whose gradients were added up across processes in between
     (distributed.py)."""
     vector_width()
+    if hyper[SCHEDULE] != 0:          # as train_steps: the lr of a per-step schedule first
+        hyper[1] = schedule_lr(hyper)
     advance(hyper)
     update(params, grads, state, hyper)
