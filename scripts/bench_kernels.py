@@ -163,7 +163,8 @@ def step_gflops(sizes, b, dt, repeat):
     opt.set_hyper(hyper)
     order = np.arange(n, dtype=np.int64)
     t = timeit(lambda: train_steps(X, y, order, 0, n, b, model.params, model.grads, state, hyper,
-                                   model.meta, model._out_code, ws, stats, True, threading_for(model.meta, b)),
+                                   model.meta, model._out_code, ws, stats, np.zeros(64), True,
+                                   threading_for(model.meta, b)),
                repeat) / 64
     pairs = list(zip(sizes[:-1], sizes[1:]))
     flops = b * (4 * sum(i * o for i, o in pairs) + 2 * sum(i * o for i, o in pairs[1:]))
