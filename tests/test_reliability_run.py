@@ -1,0 +1,143 @@
+"""Interrupted and diverging runs, history independent of timing (issue 17, the runtime part).
+
+Small shapes, few signatures: the compiles are most of the time.
+"""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the diverging fits also pass the "100 times the untrained loss" mark on their way
+pytestmark = pytest.mark.filterwarnings("ignore::fastbp.DivergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = fastbp.load_digits()
+    return X[:512], y[:512]
+
+
+def _diverging(dtype):
+    return fastbp.MLP([64, 16, 10], activation="identity", dtype=dtype, seed=0)
+
+
+# -- divergence ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_divergence_names_the_step_and_keeps_the_last_finite_weights(digits, dtype):
+    X, y = digits
+    X = X.astype(dtype)
+    model = _diverging(dtype)
+    with pytest.raises(fastbp.DivergenceError) as e:
+        model.fit(X, y, epochs=5, batch_size=32, shuffle=False, optimizer=fastbp.SGD(lr=1e6), verbose=0)
+    err = e.value
+    assert isinstance(err, FloatingPointError) and isinstance(err, ValueError)
+    assert f"epoch {err.epoch}, minibatch {err.minibatch} of 16" in str(err)
+    assert f"keeps the weights after minibatch {err.minibatch - 1}" in str(err)
+    assert not math.isfinite(err.loss)
+    assert np.isfinite(model.params).all()
+    # the same steps, stopped by hand one minibatch earlier, give the same bits
+    done = (err.epoch - 1) * 16 + err.minibatch - 1
+    assert model.optimizer.steps == done
+    ref = _diverging(dtype)
+    opt = fastbp.SGD(lr=1e6)
+    for _ in range(err.epoch - 1):
+        ref.fit(X, y, epochs=1, batch_size=32, shuffle=False, optimizer=opt, verbose=0)
+    ref.fit(X[:(err.minibatch - 1) * 32], y[:(err.minibatch - 1) * 32], epochs=1, batch_size=32,
+            shuffle=False, optimizer=opt, verbose=0)
+    assert np.array_equal(model.params, ref.params)
+    # the history records what ran, the partial epoch last
+    h = model.history
+    assert h.partial == {"epoch": err.epoch - 1, "minibatches": err.minibatch - 1, "of": 16}
+    assert len(h.history["loss"]) == err.epoch and all(map(math.isfinite, h.history["loss"]))
+
+
+def test_terminate_on_nan_stops_cleanly_with_the_same_weights(digits):
+    X, y = digits
+    kw = dict(epochs=5, batch_size=32, shuffle=False, verbose=0)
+    raised = _diverging("float32")
+    with pytest.raises(fastbp.DivergenceError) as e:
+        raised.fit(X, y, optimizer=fastbp.SGD(lr=1e6), **kw)
+    model = _diverging("float32")
+    stop = fastbp.TerminateOnNaN()
+    seen = []
+    h = model.fit(X, y, optimizer=fastbp.SGD(lr=1e6),
+                  callbacks=[stop, fastbp.LambdaCallback(on_train_end=lambda logs: seen.append(1))], **kw)
+    assert seen == [1] and model.stop_training
+    assert (stop.stopped_epoch, stop.stopped_minibatch) == (e.value.epoch, e.value.minibatch)
+    assert stop.message == str(e.value)
+    assert np.array_equal(model.params, raised.params)
+    assert h.partial == raised.history.partial and h.history["loss"] == raised.history.history["loss"]
+
+
+def test_estimators_keep_the_last_finite_weights(digits):
+    X, y = digits
+    est = fastbp.MLPRegressor(hidden_layer_sizes=(16,), activation="identity", solver="sgd",
+                              learning_rate_init=1e6, max_iter=3, shuffle=False, random_state=0,
+                              dtype="float32", batch_size=32)
+    with pytest.raises(fastbp.DivergenceError, match=r"epoch 1, minibatch \d+ of 16") as e:
+        est.fit(X, y.astype(float))
+    assert np.isfinite(est._model.params).all() and not math.isfinite(e.value.loss)
+    assert est._optimizer.steps == e.value.minibatch - 1
+
+
+def test_guard_replays_to_the_step_whose_update_broke_the_weights():
+    """A call whose losses stay finite but whose third update makes a weight infinite: the
+    guard puts back the state after the second, and says so."""
+    params = np.zeros(4)
+    state = np.zeros((2, 4))
+    hyper = np.zeros(fastbp.kernels.optim.HYPER_SIZE)
+    guard = trainer._Guard(params, state)
+
+    def steps(start, stop, out):   # minibatches of 2 rows: each adds 1 to params, the third inf
+        for j, s in enumerate(range(start, stop, 2)):
+            params[:] += 1.0 if s != 4 else np.inf
+            out[j] = 0.5
+            hyper[10] += 1
+        return 0.5 * len(out), 0.0
+
+    step_loss = np.zeros(4)
+    loss, hits, bad = guard.run(steps, 0, 8, 2, hyper, step_loss)
+    assert bad == (2, 0.5) and loss == 1.0
+    assert params.tolist() == [2.0] * 4 and hyper[10] == 2
+    assert "its update made the weights or the optimizer state non-finite" in \
+        trainer._divergence_message(1, 3, 4, 0.5, 2)
+
+
+# -- history independent of timing ---------------------------------------------------------
+def test_history_does_not_depend_on_how_minibatches_are_grouped_into_calls(monkeypatch):
+    """The number of minibatches per compiled call follows measured time; forced to 1, 3
+    and 7 the float64 Adam epoch losses must have the same bits (a per-call sum of the
+    losses regrouped them: one ulp in some epochs)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 12))
+    y = rng.integers(0, 3, 600)
+    monkeypatch.setattr(trainer, "_SECONDS_PER_CALL", 1e9)   # as many as the cap allows
+    runs = []
+    for cap in (1, 3, 7):
+        monkeypatch.setattr(trainer, "_MAX_PER_CALL", cap)
+        m = fastbp.MLP([12, 9, 3], activation="tanh", dtype="float64", seed=0)
+        h = m.fit(X, y, epochs=8, batch_size=4, optimizer=fastbp.Adam(3e-3), verbose=0)
+        runs.append((h.history["loss"], h.history["accuracy"], m.params.copy()))
+    for losses, acc, params in runs[1:]:
+        assert losses == runs[0][0] and acc == runs[0][1]
+        assert np.array_equal(params, runs[0][2])
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------
+def test_sigint_during_fit_returns_at_a_step_boundary_and_resumes_exactly():
+    """scripts/sigint_trials.py with a few trials: each child gets SIGINT while it trains
+    with validation data and checkpoints; fit must return (no KeyboardInterrupt), with
+    finite weights, the partial epoch in the history, and a checkpoint whose resumed run
+    equals a run never interrupted, bit for bit."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "sigint_trials.py"),
+                        "--trials", "3", "--max-delay", "0.6", "--seed", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "FAILED" not in r.stdout and r.stdout.count('"outcome": "interrupted') >= 2, r.stdout
