@@ -141,3 +141,53 @@ def test_sigint_during_fit_returns_at_a_step_boundary_and_resumes_exactly():
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "FAILED" not in r.stdout and r.stdout.count('"outcome": "interrupted') >= 2, r.stdout
+
+
+# -- out-of-bounds accesses ruled out --------------------------------------------------------
+# Numba checks every index against the array's shape when NUMBA_BOUNDSCHECK=1, except for an
+# index written directly in a prange body (seen with Numba 0.6x: not checked there); the
+# kernels' prange bodies only call other kernels, whose every access is checked.  The control
+# proves the check reaches into gemm's tasks on both the serial and the threaded path: a
+# packing buffer 5 elements short must fail there (an IndexError; from a parallel region
+# Numba reports it as a SystemError caused by it).  One thread: an IndexError raised on a
+# worker thread of a parallel region was lost in 1 of 3 runs; with one, every task runs on
+# the calling thread (the same code, the threaded path included).
+_BOUNDS_CONTROL = r"""
+import numpy as np, fastbp
+from fastbp.kernels import gemm as G, python_callable
+gemm, packed_size, panel_width = (python_callable(k) for k in (G.gemm, G.packed_size, G.panel_width))
+rng = np.random.default_rng(0)
+for m, n, k, threaded in [(77, 13, 37, G.SERIAL_ONLY), (255, 370, 300, G.THREADED)]:
+    a, b, c = rng.random((m, k)), rng.random((n, k)), np.zeros((m, n))
+    pb = np.empty(packed_size(n, k, panel_width(c)) - 5)
+    try:
+        gemm(a, G.AS_IS, b, G.TRANSPOSED, c, np.empty(0), pb, np.zeros(n), c, G.EPI_NONE, 0,
+             np.empty(0, np.int64), threaded)
+        raise SystemExit(f"an out-of-bounds write went unnoticed ({m}x{n}x{k})")
+    except (IndexError, SystemError) as e:
+        assert isinstance(e, IndexError) or isinstance(e.__cause__, IndexError), e
+# the entry points on awkward shapes: odd widths, a last minibatch of 3 rows, a threaded layer
+X = rng.standard_normal((103, 37)).astype("float32"); y = rng.integers(0, 5, 103)
+m = fastbp.MLP([37, 33, 300, 5], activation=["tanh", "relu"], seed=1)
+m.fit(X, y, epochs=2, batch_size=20, optimizer=fastbp.Adam(1e-2), validation_split=0.1, verbose=0)
+assert np.isfinite(m.predict(X, batch_size=7)).all() and np.isfinite(m.evaluate(X, y)["loss"])
+print("bounds ok", fastbp._config.ISA)
+"""
+# the kernel tests of the products (every operand layout and the packed-x epilogue), packing,
+# losses and updates at awkward shapes; the fused activation epilogues (forward, delta) run
+# in the control's training steps.  The compiles are most of the time.
+_BOUNDS_PICK = "gemm_plain or picked_rows or forward_keeps or packing or output_loss or update_matches"
+
+
+@pytest.mark.parametrize("level", ["avx512", "avx2", "sse"])
+def test_kernels_stay_in_bounds_at_every_level(level, tmp_path):
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTBP_ISA=level, FASTBP_CACHE_DIR=str(tmp_path),
+               NUMBA_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", _BOUNDS_CONTROL], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and f"bounds ok {level}" in r.stdout, r.stdout + r.stderr[-3000:]
+    tests = os.path.join(ROOT, "tests")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", _BOUNDS_PICK,
+                        os.path.join(tests, "test_kernels.py")], env=env, cwd=tests,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout.strip().splitlines()[-1], r.stdout[-4000:] + r.stderr[-2000:]
