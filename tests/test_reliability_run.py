@@ -191,3 +191,44 @@ def test_kernels_stay_in_bounds_at_every_level(level, tmp_path):
                         os.path.join(tests, "test_kernels.py")], env=env, cwd=tests,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and " passed" in r.stdout.strip().splitlines()[-1], r.stdout[-4000:] + r.stderr[-2000:]
+
+
+# -- memory ----------------------------------------------------------------------------------
+def test_fit_and_predict_on_a_memmap_make_no_copy(tmp_path):
+    """A ~200 MB float32 memmap: fit reads the minibatches' rows in place and predict works
+    in chunks, so what NumPy allocates meanwhile (tracemalloc sees every array's buffer) is
+    the labels, the shuffled row order and the predictions, nowhere near a copy of X."""
+    import tracemalloc
+    n, f = 200 * 2**20 // (4 * 784), 784
+    path = tmp_path / "x.f32"
+    X = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, f))
+    rng = np.random.default_rng(0)
+    for s in range(0, n, 8192):
+        X[s:s + 8192] = rng.random((min(8192, n - s), f), dtype=np.float32)
+    X.flush()
+    del X
+    X = np.memmap(path, dtype=np.float32, mode="r", shape=(n, f))
+    y = np.arange(n) % 10
+    model = fastbp.MLP([f, 8, 10], seed=0)
+    model.fit(np.ascontiguousarray(X[:512]), y[:512], epochs=1, batch_size=256, verbose=0)  # compiled
+    model.predict(np.ascontiguousarray(X[:4096]))   # and the workspace of predict's chunks exists
+    tracemalloc.start()
+    try:
+        model.fit(X, y, epochs=1, batch_size=256, verbose=0)
+        p = model.predict(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert p.shape == (n, 10) and np.isfinite(p).all()
+    assert peak < 16 * 2**20, f"{peak / 2**20:.1f} MiB allocated while training on a {X.nbytes / 2**20:.0f} MiB memmap"
+
+
+# -- threads and processes -------------------------------------------------------------------
+def test_threads_fork_and_loky_workers_give_the_results_of_a_fit_alone():
+    """scripts/concurrency.py, one epoch per fit: four threads with 2 kernel threads each, a
+    fork child of a process that trained, loky workers; each equal to the fit alone."""
+    pytest.importorskip("joblib")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "concurrency.py"), "--epochs", "1",
+                        "--timeout", "120"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "4/4 equal" in r.stdout and "equal to the fit alone: True" in r.stdout, r.stdout
