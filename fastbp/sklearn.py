@@ -42,7 +42,7 @@ from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
 from .kernels.step import threading_for, train_step
 from .model import MLP
 from .optimizers import SGD, Adam
-from .trainer import DivergenceError, _divergence_message, _Guard
+from .trainer import DivergenceError, _CtrlC, _divergence_message, _Guard
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
                 "tanh": "tanh", "relu": "relu"}
@@ -306,7 +306,9 @@ class _BaseMLP(BaseEstimator):
         n_batches = -(-n // batch_size)
         one_loss = np.zeros(1)
         try:
-            with model._threads(None):
+            # Ctrl-C only sets a flag, looked at between minibatches (trainer._CtrlC), so that
+            # the interrupt never lands between a step's counting and its update
+            with model._threads(None), _CtrlC() as ctrl_c:
                 self.n_iter_ = 0
                 for _ in range(self.max_iter):
                     if self.shuffle:
@@ -317,6 +319,8 @@ class _BaseMLP(BaseEstimator):
                         sample_idx = sample_idx[perm]
                     accumulated = 0.0
                     for s in range(0, n, batch_size):
+                        if ctrl_c.requested:
+                            raise KeyboardInterrupt
                         idx = sample_idx[s:s + batch_size]
                         b = idx.shape[0]
                         opt.next_hyper(hyper)
