@@ -6,21 +6,22 @@ from . import _cache  # noqa: E402,F401  (before any kernel: where compiled code
 from ._threads import get_num_threads, set_num_threads, threading_layer  # noqa: E402  (first: picks the threading layer)
 from .callbacks import (Callback, CosineDecay, CSVLogger, EarlyStopping, ExponentialDecay,  # noqa: E402
                         LambdaCallback, LearningRateScheduler, ModelCheckpoint,
-                        ReduceLROnPlateau, StepDecay)
+                        ReduceLROnPlateau, StepDecay, TerminateOnNaN)
 from .datasets import load_digits  # noqa: E402
 from .history import History  # noqa: E402
 from .interop import from_torch  # noqa: E402
 from .io import ModelFileError, load  # noqa: E402
 from .model import MLP, Layer  # noqa: E402
 from .optimizers import SGD, Adam, Optimizer  # noqa: E402
-from .trainer import DivergenceWarning  # noqa: E402
+from .trainer import DivergenceError, DivergenceWarning  # noqa: E402
 from .warmup import warmup  # noqa: E402
 
 __all__ = ["MLP", "Layer", "SGD", "Adam", "Optimizer", "History", "Callback", "EarlyStopping",
            "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
            "ModelCheckpoint", "StepDecay", "ExponentialDecay", "CosineDecay", "load",
            "ModelFileError", "load_digits", "from_torch", "set_num_threads",
-           "get_num_threads", "threading_layer", "warmup", "DivergenceWarning", "MLPClassifier", "MLPRegressor",
+           "get_num_threads", "threading_layer", "warmup", "DivergenceWarning", "DivergenceError",
+           "TerminateOnNaN", "MLPClassifier", "MLPRegressor",
            "__version__"]
 
 

@@ -4,6 +4,8 @@ Minibatches are cut from the stream in its order and may span chunk boundaries, 
 weights are the same as ``fit(X_all, y_all, shuffle=False)`` on the chunks concatenated.
 Only the rows of the current chunk and of one unfinished minibatch are held in memory.
 """
+import math
+
 import numpy as np
 
 from . import _validation as V
@@ -12,6 +14,7 @@ from .callbacks import Callback
 from .history import History
 from .kernels.optim import HYPER_SIZE
 from .kernels.step import threading_for, train_steps
+from .trainer import DivergenceError, _divergence_message, _Guard
 
 
 def is_stream(X, y):
@@ -46,13 +49,28 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
     model.stop_training = False
     classify = model.output != "identity"
 
-    def run(Xb, yb, stop):
+    guard = _Guard(model.params, state)
+
+    def run(Xb, yb, stop, epoch, losses):
+        """The minibatches of rows [0, stop) of the chunk; their losses appended to losses."""
         order = np.arange(Xb.shape[0], dtype=np.int64)
         threaded = threading_for(model.meta, min(batch_size, stop))
-        l, h = train_steps(Xb, yb, order, 0, stop, batch_size, model.params, model.grads, state,
-                           hyper, model.meta, model._out_code, ws, stats, True, threaded)
+        step_loss = np.zeros(-(-stop // batch_size))
+
+        def steps(start, end, out):
+            return train_steps(Xb, yb, order, start, end, batch_size, model.params, model.grads, state,
+                               hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
+
+        _, h, bad = guard.run(steps, 0, stop, batch_size, hyper, step_loss)
         optimizer.sync(hyper)
-        return l, h
+        if bad is not None:
+            j, loss = bad
+            k = len(losses) + j   # minibatches of the epoch before the failing one
+            raise DivergenceError(_divergence_message(epoch + 1, k + 1, None, loss,
+                                                      min(batch_size, stop - j * batch_size)),
+                                  epoch + 1, k + 1, loss)
+        losses.extend(step_loss.tolist())
+        return h
 
     with model._threads(n_threads):
         for cb in callbacks:
@@ -63,7 +81,8 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, {})
                 optimizer.set_hyper(hyper)
-                loss = hits = 0.0
+                losses = []   # each minibatch's loss sum, added up in order at the end
+                hits = 0.0
                 n = 0
                 rest_X = rest_y = None   # rows of an unfinished minibatch
                 for i, chunk in enumerate(_epoch_chunks(data)):
@@ -77,16 +96,16 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
                         Xc, yc = np.concatenate([rest_X, Xc]), np.concatenate([rest_y, yc])
                     full = Xc.shape[0] // batch_size * batch_size
                     if full:
-                        l, h = run(Xc, yc, full)
-                        loss, hits, n = loss + l, hits + h, n + full
+                        hits, n = hits + run(Xc, yc, full, epoch, losses), n + full
                     rest_X, rest_y = (Xc[full:], yc[full:]) if full < Xc.shape[0] else (None, None)
                 if rest_X is not None:   # the last, smaller minibatch of the epoch
-                    l, h = run(np.ascontiguousarray(rest_X), np.ascontiguousarray(rest_y), rest_X.shape[0])
-                    loss, hits, n = loss + l, hits + h, n + rest_X.shape[0]
+                    hits += run(np.ascontiguousarray(rest_X), np.ascontiguousarray(rest_y), rest_X.shape[0],
+                                epoch, losses)
+                    n += rest_X.shape[0]
                 if n == 0:
                     raise ValueError(f"the data gave no samples in epoch {epoch + 1}; pass a list of "
                                      "chunks or a function returning a new iterator for each epoch")
-                logs = {"loss": loss / n}
+                logs = {"loss": math.fsum(losses) / n}
                 if classify:
                     logs["accuracy"] = hits / n
                 history.append(epoch, logs)
@@ -94,8 +113,6 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs} - " +
                           " - ".join(f"{k}: {v:.4g}" for k, v in logs.items()), flush=True)
-                if not (np.isfinite(logs["loss"]) and V.all_finite(model.params)):
-                    raise FloatingPointError(f"training diverged in epoch {epoch + 1}")
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
                 if model.stop_training:

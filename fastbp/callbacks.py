@@ -412,3 +412,32 @@ class ModelCheckpoint(Callback):
                 return
             self.best = value
         self.model.save(self.path.format(epoch=epoch + 1))
+
+
+class TerminateOnNaN(Callback):
+    """Stop training cleanly when it diverges, instead of raising.
+
+    Without it, ``fit`` raises ``fastbp.DivergenceError`` (a ``FloatingPointError``) at the
+    first minibatch whose loss is NaN or infinite, or whose update makes a weight or the
+    optimizer's state non-finite.  With it, ``fit`` returns normally at that point: the
+    model keeps the weights of the last finite step (as it does before the error), the
+    history records the epochs that ran and the unfinished epoch's minibatches that ran
+    (``history.partial``), and ``stopped_epoch`` / ``stopped_minibatch`` (counted from 1)
+    and ``message`` say where it stopped.  Unlike Keras's callback of the same name, the
+    weights are never the NaN ones, and the check is made by the training loop at every
+    minibatch, not by this callback.
+    """
+
+    def __init__(self, verbose=None):
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.stopped_epoch = self.stopped_minibatch = self.message = None
+
+    def on_divergence(self, epoch, minibatch, message):
+        """Called by the trainer with the failing step (counted from 0) and its description."""
+        self.stopped_epoch, self.stopped_minibatch, self.message = epoch + 1, minibatch + 1, message
+        self.model.stop_training = True
+        verbose = self.verbose if self.verbose is not None else getattr(self.model, "_fit_verbose", 0)
+        if verbose:
+            print(f"TerminateOnNaN: {message}", flush=True)

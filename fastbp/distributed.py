@@ -22,6 +22,7 @@ sharded and their loss and hits summed the same way.  Every wait on another rank
 deadline (``FASTBP_MPI_TIMEOUT`` seconds, default 600), and a rank that fails stops the
 whole job (``MPI.Abort``) instead of leaving the others waiting for ever.
 """
+import math
 import os
 import sys
 import time
@@ -186,48 +187,50 @@ def _shard(world, n):
 
 
 def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyper, ws, stats,
-              threaded):
+              step_loss, threaded):
     """The minibatches order[start_row:stop] of batch_size rows, data-parallel: what
-    kernels.step.train_steps does in one process, with hyper[STEPS] counted per step.
-    Returns (loss sum, hits) over this rank's samples: add them up across ranks with
-    ``add_up`` once per epoch.  Every rank makes the same collective calls in the same order
-    (one per step), whatever the grouping of steps into calls, which differs between ranks
-    (trainer.py sizes it by measured time)."""
+    kernels.step.train_steps does in one process, with the same results and protocol.
+    Each minibatch's loss and hits are added up over the ranks before its update, so every
+    rank holds the same numbers (step_loss, the return value) and takes the same decisions:
+    a minibatch whose loss is not finite stops the call before its update on every rank
+    (trainer._Guard then acts alike everywhere).  Returns (loss sum, hits) over all ranks."""
     from .kernels.optim import FIRST_ROW, HYPER_SIZE, L2_WEIGHTS, STEPS
     from .kernels.step import NO_COUNT, train_steps, update_step
     if hyper[L2_WEIGHTS] != 0.0:
         raise ValueError("distributed training does not take the estimators' L2 term yet")
     grad_only = np.zeros(HYPER_SIZE, dtype=np.float64)     # kind 0: no update
-    sums = [0.0, 0.0]
-    rows = 0
+    one_loss = np.zeros(1, dtype=np.float64)
+    total = total_hits = 0.0
     grads = model.grads
-    for s in range(start_row, stop, batch_size):
+    for j, s in enumerate(range(start_row, stop, batch_size)):
         batch = order[s:min(s + batch_size, stop)]
         lo, hi = _shard(world, batch.shape[0])
+        loss = hits = 0.0
         if hi > lo:
-            shard = batch[lo:hi]
             grad_only[STEPS] = hyper[STEPS] + 1    # the step's count, as train_steps's forward sees it
             grad_only[FIRST_ROW] = lo              # (both for the dropout masks)
-            loss, hits = train_steps(x, y, shard, 0, hi - lo, hi - lo, model.params, grads, state,
-                                     grad_only, model.meta, model._out_code, ws, stats, NO_COUNT,
-                                     threaded)
+            loss, hits = train_steps(x, y, batch[lo:hi], 0, hi - lo, hi - lo, model.params, grads, state,
+                                     grad_only, model.meta, model._out_code, ws, stats, one_loss,
+                                     NO_COUNT, threaded)
+        loss, hits = add_up(world, loss, hits)
+        step_loss[j] = loss
+        if not math.isfinite(loss):                # diverged, on every rank alike
+            return total + loss, total_hits
+        if hi > lo:
             grads *= grads.dtype.type((hi - lo) / batch.shape[0])
-        else:               # a minibatch smaller than the ranks: this rank has no rows
+        else:                   # a minibatch smaller than the ranks: this rank has no rows
             grads[:] = 0
-            loss = hits = 0.0
-        world.sum_in_rank_order(grads, f"adding the gradients of step {int(hyper[10]) + 1}")
+        world.sum_in_rank_order(grads, f"adding the gradients of step {int(hyper[STEPS]) + 1}")
         update_step(model.params, grads, state, hyper)
-        sums[0] += loss
-        sums[1] += hits
-        rows += hi - lo
-    world.last_rows = rows      # this rank's samples in this call (the progress line's mean)
-    return sums[0], sums[1]
+        total += loss
+        total_hits += hits
+    return total, total_hits
 
 
 def add_up(world, *values):
     """The sums over ranks of a few numbers (float64), added in rank order."""
     buf = np.array(values, dtype=np.float64)
-    world.sum_in_rank_order(buf, "adding up the epoch's losses")
+    world.sum_in_rank_order(buf, "adding up losses")
     return tuple(float(v) for v in buf)
 
 

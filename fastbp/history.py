@@ -13,12 +13,18 @@ class History:
         The epoch numbers recorded.
     interrupted : bool
         True when Ctrl-C stopped the run; the weights are those of the last completed step.
+    partial : dict or None
+        When the run stopped inside an epoch (Ctrl-C, or divergence with
+        ``fastbp.TerminateOnNaN`` or a ``DivergenceError``), ``{"epoch", "minibatches",
+        "of"}``: that epoch is the last one recorded, its "loss" and "accuracy" over the
+        minibatches that ran, without validation figures (so "val_*" lists are one shorter).
     """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
         self.interrupted = False
+        self.partial = None
 
     def append(self, epoch, logs):
         self.epoch.append(epoch)

@@ -42,6 +42,7 @@ from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
 from .kernels.step import threading_for, train_step
 from .model import MLP
 from .optimizers import SGD, Adam
+from .trainer import DivergenceError, _CtrlC, _divergence_message, _Guard
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
                 "tanh": "tanh", "relu": "relu"}
@@ -301,8 +302,13 @@ class _BaseMLP(BaseEstimator):
         threaded = threading_for(model.meta, batch_size)
         hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
         sample_idx = np.arange(n, dtype=np.int64)
+        guard = _Guard(model.params, state)   # the last finite weights, as MLP.fit keeps them
+        n_batches = -(-n // batch_size)
+        one_loss = np.zeros(1)
         try:
-            with model._threads(None):
+            # Ctrl-C only sets a flag, looked at between minibatches (trainer._CtrlC), so that
+            # the interrupt never lands between a step's counting and its update
+            with model._threads(None), _CtrlC() as ctrl_c:
                 self.n_iter_ = 0
                 for _ in range(self.max_iter):
                     if self.shuffle:
@@ -313,6 +319,8 @@ class _BaseMLP(BaseEstimator):
                         sample_idx = sample_idx[perm]
                     accumulated = 0.0
                     for s in range(0, n, batch_size):
+                        if ctrl_c.requested:
+                            raise KeyboardInterrupt
                         idx = sample_idx[s:s + batch_size]
                         b = idx.shape[0]
                         opt.next_hyper(hyper)
@@ -322,8 +330,14 @@ class _BaseMLP(BaseEstimator):
                             y_core[idx, -1] = sample_weight[idx] * (b / denom) if denom > 0 else 0.0
                         hyper[L2_WEIGHTS] = self.alpha / (denom * scale)
                         hyper[SUM_SQ_WEIGHTS] = 0.0
-                        loss, _ = train_step(X, y_core, idx, model.params, model.grads, state,
-                                             hyper, model.meta, model._out_code, ws, stats, threaded)
+                        loss, _, bad = guard.run(lambda start, stop, out: train_step(
+                            X, y_core, idx, model.params, model.grads, state, hyper, model.meta,
+                            model._out_code, ws, stats, threaded), 0, b, b, hyper, one_loss)
+                        if bad is not None:   # the step is not applied, nor counted
+                            opt.steps -= 1
+                            raise DivergenceError(_divergence_message(self.n_iter_ + 1, s // batch_size + 1,
+                                                                      n_batches, bad[1], b),
+                                                  self.n_iter_ + 1, s // batch_size + 1, bad[1])
                         accumulated += report * loss + 0.5 * self.alpha * hyper[SUM_SQ_WEIGHTS] * b / denom
                     self.n_iter_ += 1
                     self.loss_ = accumulated / n

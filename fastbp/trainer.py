@@ -6,7 +6,9 @@ loss by its size, so the epoch loss is the mean over samples.
 """
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from . import _validation as V
 from . import optimizers
-from .callbacks import Callback
+from .callbacks import Callback, TerminateOnNaN
 from .history import History
 from .kernels.optim import HYPER_SIZE
 from .kernels.step import threading_for, train_steps
@@ -23,14 +25,110 @@ from .kernels.step import threading_for, train_steps
 # enough for a live progress bar and a prompt Ctrl-C, long enough that Python's dispatch
 # cost disappears.
 _SECONDS_PER_CALL = 0.05
+_MAX_PER_CALL = 4096
 
 
 class DivergenceWarning(RuntimeWarning):
     """The training loss rose by orders of magnitude while the weights stayed finite."""
 
 
+class DivergenceError(FloatingPointError, ValueError):
+    """Training diverged: a minibatch's loss was not finite, or its update made a weight or
+    the optimizer's state non-finite.  The model keeps the weights (and optimizer state)
+    of the last finite step; ``epoch`` and ``minibatch`` (counted from 1) name the step
+    that failed, ``loss`` its loss (mean over its samples).  A ValueError too, as
+    scikit-learn's "Solver produced non-finite parameter weights" is."""
+
+    def __init__(self, message, epoch, minibatch, loss):
+        super().__init__(message)
+        self.epoch, self.minibatch, self.loss = epoch, minibatch, loss
+
+
 # an epoch whose mean loss exceeds this many times the loss before training warns once
 _DIVERGENCE_FACTOR = 100.0
+
+
+class _Guard:
+    """Keeps the last finite state of a run: copies of the parameters, the optimizer state
+    and the hyper-parameter vector are taken before each compiled call (a copy of P
+    values, against the call's O(batch * P) work per minibatch).  When a call ends with a
+    non-finite loss or non-finite weights or state, ``run`` puts the copies back and replays
+    the call's minibatches one at a time (the steps are deterministic, so the replay is
+    the same run) until the first one that breaks, and leaves the model as it was before
+    that one."""
+
+    def __init__(self, params, state):
+        self.params, self.state = params, state
+        self._params, self._state = np.empty_like(params), np.empty_like(state)
+        self._hyper = None
+
+    def save(self, hyper):
+        np.copyto(self._params, self.params)
+        np.copyto(self._state, self.state)
+        self._hyper = hyper.copy()
+
+    def restore(self, hyper):
+        np.copyto(self.params, self._params)
+        np.copyto(self.state, self._state)
+        hyper[:] = self._hyper
+
+    def finite(self, loss):
+        return math.isfinite(loss) and V.all_finite(self.params) and V.all_finite(self.state)
+
+    def run(self, steps, start, stop, batch_size, hyper, step_loss):
+        """``steps(start, stop, step_loss)`` runs the compiled minibatches order[start:stop]
+        and returns (loss sum, hits).  Returns (loss sum, hits, bad) of the minibatches kept:
+        bad is None when every minibatch was finite, else (j, loss sum of minibatch j) for
+        the first one, counted in this call, that was not; the model then holds the state
+        after minibatch j - 1."""
+        self.save(hyper)
+        loss, hits = steps(start, stop, step_loss)
+        if self.finite(loss):
+            return loss, hits, None
+        self.restore(hyper)
+        loss = hits = 0.0
+        for j, s in enumerate(range(start, stop, batch_size)):
+            self.save(hyper)
+            l, h = steps(s, min(s + batch_size, stop), step_loss[j:j + 1])
+            if not self.finite(l):
+                self.restore(hyper)
+                return loss, hits, (j, l)
+            loss, hits = loss + l, hits + h
+        return loss, hits, None
+
+
+def _divergence_message(epoch, minibatch, n_batches, loss, samples):
+    what = (f"the loss is {loss / samples:.4g}" if not math.isfinite(loss) else
+            f"its update made the weights or the optimizer state non-finite (its loss {loss / samples:.4g})")
+    kept = (f"the weights after minibatch {minibatch - 1}" if minibatch > 1 else
+            f"the weights from before epoch {epoch}")
+    of = f" of {n_batches}" if n_batches else ""
+    return (f"training diverged in epoch {epoch}, minibatch {minibatch}{of}: {what}; "
+            f"the model keeps {kept}, the last finite step; lower the learning rate or scale the inputs")
+
+
+class _CtrlC:
+    """While fit runs in the main thread, Ctrl-C (SIGINT) only sets ``requested``; the loop
+    looks at it after each compiled call, a step boundary, so a KeyboardInterrupt can no
+    longer surface anywhere in Python code (the validation pass, a callback, the history).
+    Elsewhere (another thread, SIGINT ignored or handled by the application) nothing
+    changes."""
+
+    def __enter__(self):
+        self.requested = False
+        self._before = None
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._before = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+        return False
 
 
 def _split(model, X, y, validation_data, validation_split):
@@ -142,7 +240,12 @@ def _history_from(training):
     return history
 
 
-def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_start, callbacks):
+def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_start, callbacks,
+                     rng_state=None, partial=None):
+    """``rng_state``: the RNG state to save instead of the model's current one, for a run
+    stopped inside epoch ``epoch`` (counted from 0): the state from before the epoch's
+    shuffle, so that a resumed run draws the same order.  ``partial``: the minibatches of
+    that epoch that ran, their losses and hits; a resumed run goes on from the next one."""
     from .io import save
     training = {"epoch": epoch, "epochs": epochs, "rng_state_start": rng_start,
                 "history": {"epoch": list(history.epoch),
@@ -150,7 +253,32 @@ def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_s
                 "optimizer_start": optimizer_start,
                 "callbacks": [{"class": type(cb).__name__, "state": cb.get_state()} for cb in callbacks
                               if cb.get_state() is not None]}
-    save(model, path, training=training)
+    if partial is not None:
+        training["partial"] = partial
+    rng_now = model.rng.bit_generator.state
+    if rng_state is not None:
+        model.rng.bit_generator.state = rng_state
+    try:
+        save(model, path, training=training)
+    finally:
+        model.rng.bit_generator.state = rng_now
+
+
+def _partial_from(training, n_batches, path):
+    """(minibatches done, their losses, hits) of a checkpoint's unfinished epoch, checked."""
+    partial = training.get("partial")
+    if partial is None:
+        return 0, [], 0.0
+    try:
+        done, losses, hits = partial["minibatches"], partial["step_loss"], float(partial["hits"])
+        ok = isinstance(done, int) and 0 < done < n_batches and len(losses) == done \
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in losses)
+    except (TypeError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"resume: {path} holds an unfinished epoch that does not match this run "
+                         f"({n_batches} minibatches per epoch); call fit with the same data and batch_size")
+    return done, [float(v) for v in losses], hits
 
 
 def _restore_callbacks(callbacks, saved):
@@ -232,9 +360,23 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     classify = model.output != "identity"
     per_call = 1  # minibatches per compiled call; adapted to the measured speed
     threaded = threading_for(model.meta, batch_size)
+    # each minibatch's loss sum, added up in one fixed order at the end of the epoch: the
+    # epoch loss does not depend on how the minibatches were grouped into calls (timing)
+    step_loss = np.zeros(n_batches, dtype=np.float64)
+    guard = _Guard(model.params, state)
+    resume_done, resume_losses, resume_hits = (0, [], 0.0) if training is None else \
+        _partial_from(training, n_batches, resume)
+    terminate = [cb for cb in callbacks if isinstance(cb, TerminateOnNaN)]
+
+    def steps(start, stop, out):
+        if world is not None:
+            return _dist.run_steps(world, X, y_train, order, start, stop, batch_size, model, state,
+                                   hyper, ws, stats, out, threaded)
+        return train_steps(X, y_train, order, start, stop, batch_size, model.params, model.grads, state,
+                           hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
 
     model._fit_verbose = verbose   # EarlyStopping(verbose=None) follows it
-    with model._threads(n_threads):
+    with model._threads(n_threads), _CtrlC() as ctrl_c:
         for cb in callbacks:
             cb.set_model(model)
             cb.on_train_begin({})
@@ -244,51 +386,76 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         warned = False
         try:
             for epoch in range(start_epoch, epochs):
+                if ctrl_c.requested:   # pressed during the last epoch's validation or callbacks
+                    if checkpoint is not None:
+                        _save_checkpoint(model, checkpoint, epoch, epochs, rng_start, history,
+                                         optimizer_start, callbacks)
+                    _interrupted(history, epoch, 0, n_batches, checkpoint)
+                    break
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, {})
+                rng_epoch = model.rng.bit_generator.state
                 order = model.rng.permutation(train_rows) if shuffle else train_rows
                 progress.start_epoch(epoch)
-                loss_sum = hits = 0.0
+                k, hits = 0, 0.0
+                if epoch == start_epoch and resume_done:   # the rest of an unfinished epoch
+                    k, hits = resume_done, resume_hits
+                    step_loss[:k] = resume_losses
+                    progress.batches(k, resume_losses[-1] / batch_size)
+                bad = None
                 optimizer.set_hyper(hyper)
                 t0 = time.perf_counter()
                 try:
-                    k = 0
-                    while k < n_batches:
+                    while k < n_batches and not ctrl_c.requested:
                         count = min(per_call, n_batches - k)
                         start, stop = k * batch_size, min((k + count) * batch_size, n)
                         t = time.perf_counter()
-                        if world is None:
-                            l, h = train_steps(X, y_train, order, start, stop, batch_size, model.params,
-                                               model.grads, state, hyper, model.meta, model._out_code,
-                                               ws, stats, True, threaded)
-                        else:
-                            l, h = _dist.run_steps(world, X, y_train, order, start, stop, batch_size,
-                                                   model, state, hyper, ws, stats, threaded)
+                        _, h, bad = guard.run(steps, start, stop, batch_size, hyper, step_loss[k:k + count])
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
-                        loss_sum += l
-                        seen = stop - start if world is None else max(world.last_rows, 1)
-                        if first_loss is None:   # loss of the untrained model's first batches
-                            first_loss = l / seen
                         hits += h
+                        if bad is not None:
+                            k += bad[0]
+                            break
+                        if first_loss is None:   # loss of the untrained model's first minibatch
+                            first_loss = step_loss[0] / min(batch_size, n)
+                        progress.batches(count, math.fsum(step_loss[k:k + count]) / (stop - start))
                         k += count
-                        progress.batches(count, l / seen)
-                        per_call = max(1, min(4096, int(_SECONDS_PER_CALL * count / max(seconds, 1e-9))))
-                except KeyboardInterrupt:
-                    if world is not None:   # the ranks stop at different steps: stop them all
-                        world.abort("interrupted")
-                    optimizer.sync(hyper)  # the steps that completed are counted
-                    progress.close()
-                    history.interrupted = True
-                    print(f"\nTraining interrupted during epoch {epoch + 1}; the model keeps the "
-                          "weights of the last completed step.", file=sys.stderr)
-                    break
-                if world is not None:   # this rank's samples so far: now all ranks'
-                    loss_sum, hits = _dist.add_up(world, loss_sum, hits)
+                        per_call = max(1, min(_MAX_PER_CALL, int(_SECONDS_PER_CALL * count / max(seconds, 1e-9))))
+                except KeyboardInterrupt:   # raised by other means than our SIGINT handler
+                    optimizer.sync(hyper)   # (the steps that completed are counted)
+                    ctrl_c.requested = True
+                if world is not None and ctrl_c.requested:   # the ranks would stop at different
+                    world.abort("interrupted (Ctrl-C)")       # steps: stop them all
                 seconds = time.perf_counter() - t0
-                logs = {"loss": loss_sum / n}
+                done = min(k * batch_size, n)   # samples of the minibatches kept
+                logs = {"loss": math.fsum(step_loss[:k]) / done if done else float("nan")}
                 if classify:
-                    logs["accuracy"] = hits / n
+                    logs["accuracy"] = hits / done if done else float("nan")
+                if k < n_batches:   # stopped inside the epoch: record what ran, then stop
+                    progress.close()
+                    logs["epoch_time"] = seconds
+                    logs["samples_per_second"] = done / seconds if seconds > 0 else float("inf")
+                    if checkpoint is not None and bad is None:   # resumable from here
+                        _save_checkpoint(model, checkpoint, epoch, epochs, rng_start, history,
+                                         optimizer_start, callbacks, rng_epoch,
+                                         {"minibatches": k, "step_loss": step_loss[:k].tolist(),
+                                          "hits": hits} if k else None)
+                    if k > 0:
+                        history.append(epoch, logs)
+                        history.partial = {"epoch": epoch, "minibatches": k, "of": n_batches}
+                    if bad is None:
+                        _interrupted(history, epoch, k, n_batches, checkpoint)
+                        break
+                    message = _divergence_message(epoch + 1, k + 1, n_batches, bad[1],
+                                                  min(batch_size, n - k * batch_size))
+                    if not terminate:
+                        raise DivergenceError(message, epoch + 1, k + 1, bad[1])
+                    for cb in terminate:
+                        cb.on_divergence(epoch, k, message)
+                    break
+                logs["epoch_time"] = seconds
+                logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
                 if val is not None:
                     ev = model._evaluate_rows(*val) if world is None else _dist.evaluate_rows(world, model, *val)
                     logs.update({"val_" + key: value for key, value in ev.items()})
@@ -298,16 +465,9 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         vX, vy = val[0][val[2]], val[1][val[2]]
                         logs.update({"val_" + k: v for k, v in
                                      _metrics.compute(metrics, model.predict(vX), vy, model.output).items()})
-                logs["epoch_time"] = seconds
-                logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
                 history.append(epoch, logs)
                 model.epoch += 1
                 progress.end_epoch(epoch, logs)
-                if not (math.isfinite(logs["loss"]) and V.all_finite(model.params)):
-                    raise FloatingPointError(
-                        f"training diverged in epoch {epoch + 1}: the loss is {logs['loss']} "
-                        "and the weights are no longer finite; lower the learning rate "
-                        "or scale the inputs")
                 if (not warned and first_loss is not None and math.isfinite(first_loss)
                         and logs["loss"] > _DIVERGENCE_FACTOR * max(first_loss, 1e-3)):
                     warned = True
@@ -324,6 +484,9 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                                      callbacks)
                 if model.stop_training:
                     break
+            else:
+                if ctrl_c.requested:   # pressed during the last epoch's end (its checkpoint is written)
+                    _interrupted(history, epochs, 0, n_batches, checkpoint)
         except BaseException as exc:
             if world is not None and world.size > 1:   # never leave the other ranks waiting
                 world.abort(f"{type(exc).__name__}: {exc}")
@@ -333,3 +496,13 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             for cb in callbacks:
                 cb.on_train_end({})
     return history
+
+
+def _interrupted(history, epoch, k, n_batches, checkpoint=None):
+    history.interrupted = True
+    where = (f"during epoch {epoch + 1}, after minibatch {k} of {n_batches}" if k else
+             f"after epoch {epoch}")
+    text = f"\nTraining interrupted {where}; the model keeps the weights of the last completed step."
+    if checkpoint is not None:
+        text += f" Checkpoint {checkpoint} written; fit(..., resume=...) goes on from there."
+    print(text, file=sys.stderr, flush=True)

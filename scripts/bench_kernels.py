@@ -172,7 +172,8 @@ def step_seconds(sizes, b, dt, repeat, dropout=0.0):
     opt.set_hyper(hyper)
     order = np.arange(n, dtype=np.int64)
     return timeit(lambda: train_steps(X, y, order, 0, n, b, model.params, model.grads, state, hyper,
-                                      model.meta, model._out_code, ws, stats, True, threading_for(model.meta, b)),
+                                      model.meta, model._out_code, ws, stats, np.zeros(64), True,
+                                      threading_for(model.meta, b)),
                   repeat) / 64
 
 

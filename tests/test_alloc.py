@@ -21,7 +21,7 @@ for dtype, sizes, batch in [("float32", [64, 40, 10], 32), ("float64", [64, 300,
     for n_steps in (1, 2, 640 // batch):
         before = rtsys.get_allocation_stats().alloc
         train_steps(Xd, yy, order, 0, n_steps * batch, batch, m.params, m.grads, m.optimizer.state,
-                    hyper, m.meta, m._out_code, ws, stats, True, threading_for(m.meta, batch))
+                    hyper, m.meta, m._out_code, ws, stats, np.zeros(n_steps), True, threading_for(m.meta, batch))
         counts.append(rtsys.get_allocation_stats().alloc - before)
     print(dtype, *counts)
 """

@@ -53,7 +53,8 @@ def _python_loop(X, y, make_schedule, make_opt):
             lrs.append(opt.lr)
             opt.set_hyper(hyper)
             train_steps(Xc, yc, order, s, s + BATCH, BATCH, model.params, model.grads, state, hyper,
-                        model.meta, model._out_code, ws, stats, True, threading_for(model.meta, BATCH))
+                        model.meta, model._out_code, ws, stats, np.zeros(1), True,
+                        threading_for(model.meta, BATCH))
             opt.sync(hyper)
     return model, lrs
 

@@ -147,14 +147,20 @@ def l2_weights(params, grads, meta, coef):
 
 @njit(**ENTRY_JIT)
 def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
-                ws, stats, count_steps, threaded):
+                ws, stats, step_loss, count_steps, threaded):
     """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
     loss, backward and the optimizer update.  One compiled call for many small steps keeps
     Python's dispatch cost out of the loop.  ``count_steps``: count each step in
     hyper[STEPS] (and derive Adam's bias corrections) first, after setting the lr from a
     per-step schedule when hyper[SCHEDULE] names one.  Returns (loss sum, hits) of
     the data term over all their samples; an L2 term on the weights is added when
-    hyper[L2_WEIGHTS] != 0 (optim.py).  ``threaded``: threading_for(meta, batch_size)."""
+    hyper[L2_WEIGHTS] != 0 (optim.py).  ``threaded``: threading_for(meta, batch_size).
+    ``step_loss`` (float64, one entry per minibatch of the call) receives each minibatch's
+    loss sum, so the caller can add them in an order that does not depend on how the
+    minibatches were grouped into calls.  A minibatch whose loss is not finite stops the
+    loop before its backward pass and update (and is not counted in hyper[STEPS]): its
+    entry holds the loss, later entries are left as they were, and the returned loss sum
+    includes it, so the caller sees a non-finite sum."""
     vector_width()   # (kernels/simd.py: loops inlined here vectorise at the level's width)
     dz_a = ws[1]
     loss = 0.0
@@ -175,6 +181,11 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
                     np.int64(hyper[FIRST_ROW]))
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
+        step_loss[(s - start) // batch_size] = l
+        if not np.isfinite(l):   # diverged: keep this minibatch's update out of the weights
+            if count_steps:
+                hyper[STEPS] -= 1
+            return loss + l, hits
         backward(x, idx, params, grads, meta, ws, dz, kept, threaded)
         if hyper[L2_WEIGHTS] != 0.0:
             hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
@@ -191,7 +202,7 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
     threading_for(meta, the largest minibatch), worked out once, not per step."""
     b = idx.shape[0]
     return train_steps(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
-                       ws, stats, NO_COUNT, threaded)
+                       ws, stats, np.empty(1), NO_COUNT, threaded)
 
 
 @njit(**ENTRY_JIT)
