@@ -35,11 +35,18 @@ truncated or altered raises ``ModelFileError`` instead of loading wrong weights.
 to a temporary file in the same folder, are fsync'ed, then renamed over the target, so a
 crash never leaves a half-written file where a good one was.
 """
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
+
+try:
+    import fcntl
+except ImportError:     # Windows: no flock, so temporaries of dead writers stay
+    fcntl = None
 
 import numpy as np
 
@@ -55,35 +62,128 @@ def _sha256(a):
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+# -- atomic writes ----------------------------------------------------------------------
+# A writer holds an exclusive flock on its temporary file from just after creating it until
+# after the rename; the kernel drops the lock when the writer dies, however it dies (SIGKILL,
+# power loss aside).  So a temporary of ours that can be locked belongs to a dead writer and
+# is removed by the next write into the folder; one that is locked is never touched.  Why a
+# lock and not the writer's pid in the name: a pid says nothing across containers (pid
+# namespaces) or machines sharing a folder, and pids are reused; a lock is held exactly as
+# long as its holder lives, on every local file system and on NFS.  Why not O_TMPFILE +
+# linkat: Linux only, not on every file system, and linkat cannot replace the target, so a
+# named temporary (and a window to leave it behind) would remain.
+_TMP_PREFIX, _TMP_SUFFIX = ".fastbp-", ".tmp"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _same_file(path, fd):
+    """True when path (not followed if a link) is still the file open as fd."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def remove_stale_temporaries(folder):
+    """Remove the ``.fastbp-*.tmp`` files in ``folder`` left by writers that died (no lock on
+    them); return how many were removed.  Anything that cannot be opened, locked or removed
+    (another user's file, a link, a file system without locks) is left alone."""
+    if fcntl is None:
+        return 0
+    try:
+        names = [e.name for e in os.scandir(folder)
+                 if e.name.startswith(_TMP_PREFIX) and e.name.endswith(_TMP_SUFFIX)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        tmp = os.path.join(folder, name)
+        try:
+            fd = os.open(tmp, os.O_RDONLY | _NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue               # locked: its writer is alive
+            # still the file we locked (not renamed into place or replaced meanwhile)
+            if _same_file(tmp, fd):
+                os.unlink(tmp)
+                removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _locked_temporary(folder):
+    """(fd, name) of a new temporary file in folder, flock'ed by this writer."""
+    for _ in range(100):
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=folder)
+        if fcntl is None:
+            return fd, tmp
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner looks at the new file
+        except OSError:
+            return fd, tmp                  # no locks here: cleaners cannot lock it either
+        # a cleaner may have locked and removed it between mkstemp and flock: then retry
+        if _same_file(tmp, fd):
+            return fd, tmp
+        os.close(fd)
+    raise OSError(f"could not create a temporary file in {folder}: each one was removed "
+                  "before it could be locked")
+
+
+def _fsync_folder(folder):
+    """Make a rename in folder durable (what databases do after renaming a file)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return                      # e.g. Windows, where a folder cannot be opened
+    try:
+        os.fsync(dfd)
+    except OSError as exc:
+        # file systems that cannot sync a folder say so with EINVAL; anything else (EIO)
+        # means the new name may not be on disk, which the caller must hear about
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(dfd)
+
+
 def atomic_write(path, write):
-    """Call write(fileobj) on a temporary file next to path, fsync, then rename it to path."""
+    """Call write(fileobj) on a temporary file next to path, fsync it, rename it to path,
+    then fsync the folder.  Temporaries of writers that died are removed first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    remove_stale_temporaries(folder)
+    fd, tmp = _locked_temporary(folder)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:     # closing it, after the rename, drops the lock
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+            # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            if fcntl is not None:          # rename under the lock (Windows cannot rename
+                os.replace(tmp, path)      # an open file, and has no flock anyway)
+        if fcntl is None:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    _fsync_folder(folder)
 
 
 # -- writing ----------------------------------------------------------------------------
