@@ -99,7 +99,7 @@ def _same_file(path, fd):
     return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
-def remove_stale_temporaries(folder):
+def _remove_stale_temporaries(folder):
     """Remove the ``.fastbp-*.tmp`` files in ``folder`` left by writers that died (no lock on
     them); return how many were removed.  Anything that cannot be opened, locked or removed
     (another user's file, a link, a file system without locks) is left alone."""
@@ -175,7 +175,7 @@ def atomic_write(path, write):
     then fsync the folder.  Temporaries of writers that died are removed first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    remove_stale_temporaries(folder)
+    _remove_stale_temporaries(folder)
     fd, tmp = _locked_temporary(folder)
     try:
         with os.fdopen(fd, "wb") as f:     # closing it, after the rename, drops the lock
