@@ -519,7 +519,8 @@ def run(n_cases, seed, timeout):
                         continue
                     current = None
                     counts[rec["outcome"]] += 1
-                    by_kind[rec["kind"].split(":")[0]][rec["outcome"]] += 1
+                    kind = rec["kind"]   # regions kept apart; named and array cases grouped
+                    by_kind[kind if kind.startswith(("bitflip-", "truncate-")) else kind.split(":")[0]][rec["outcome"]] += 1
                     peak = max(peak, rec["rss"])
                     if rec["outcome"].startswith("FAIL") and rec["outcome"] not in examples:
                         examples[rec["outcome"]] = f"case {rec['case']} ({rec['base']}, {rec['kind']}): {rec['message']}"
@@ -544,7 +545,7 @@ def run(n_cases, seed, timeout):
         print(f"  {k:6d}  {name}")
     print("by mutation:")
     for kind in sorted(by_kind):
-        print(f"  {kind:24s} " + ", ".join(f"{o} {k}" for o, k in by_kind[kind].most_common()))
+        print(f"  {kind:36s} " + ", ".join(f"{o} {k}" for o, k in by_kind[kind].most_common()))
     for name, text in examples.items():
         print(f"first {name}: {text[:300]}")
     return 1 if any(name.startswith("FAIL") for name in counts) else 0
