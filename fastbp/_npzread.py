@@ -10,6 +10,7 @@ in the archive, which must lie inside the file, before a single byte of data is 
 So no allocation is larger than the file, and nothing in a file can run code.
 """
 import re
+import struct
 import zipfile
 
 import numpy as np
@@ -26,7 +27,7 @@ _HEADER = re.compile(r"\{'descr': '([<>|=][a-zA-Z][0-9]{0,6})', 'fortran_order':
 _DTYPE = re.compile(r"[<>|=](b1|[iu][1248]|f[248]|U[1-9][0-9]{0,3}|S[1-9][0-9]{0,4})\Z")
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
                NotImplementedError, OverflowError, IndexError, KeyError, RuntimeError,
-               UnicodeDecodeError, __import__("struct").error)
+               UnicodeDecodeError, struct.error)
 
 
 class DamagedArchive(ValueError):

@@ -51,7 +51,6 @@ import re
 import reprlib
 import stat
 import tempfile
-import zipfile
 
 try:
     import fcntl

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import zipfile
-import zlib
 
 import numpy as np
 

@@ -5,6 +5,7 @@ import fcntl
 import os
 import stat
 import threading
+from io import BytesIO
 
 import hypothesis
 import numpy as np
@@ -256,7 +257,7 @@ def test_missing_section_was_key_error(bases):
 def test_nonfinite_parameters_are_refused_even_with_checksums_rebuilt(bases):
     parts = fuzz.members(bases[1]["mlp"][1])
     for name in ("params", "optimizer_state"):
-        a = np.load(__import__("io").BytesIO(parts[name + ".npy"]))
+        a = np.load(BytesIO(parts[name + ".npy"]))
         a.flat[3] = np.nan
         _refused(bases, "mlp", fuzz.build(fuzz.with_array(parts, name, a)),
                  f"array '{name}' holds NaN or infinite values")
