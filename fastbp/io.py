@@ -76,8 +76,8 @@ def _sha256(a):
 
 # -- atomic writes ----------------------------------------------------------------------
 # A writer holds an exclusive flock on its temporary file from just after creating it until
-# after the rename; the kernel drops the lock when the writer dies, however it dies (SIGKILL,
-# power loss aside).  So a temporary of ours that can be locked belongs to a dead writer and
+# after the rename; the kernel drops the lock when the writer dies, however it dies (SIGKILL
+# included; no lock outlives a reboot either).  So a temporary of ours that can be locked belongs to a dead writer and
 # is removed by the next write into the folder; one that is locked is never touched.  Why a
 # lock and not the writer's pid in the name: a pid says nothing across containers (pid
 # namespaces) or machines sharing a folder, and pids are reused; a lock is held exactly as
