@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .kernels import optim as _k
+
 
 class Callback:
     """Base class; override the hooks you need.  ``self.model`` is set before training."""
@@ -26,6 +28,23 @@ class Callback:
 
     def on_train_end(self, logs=None):
         pass
+
+    def get_state(self):
+        """What a checkpoint keeps of the callback's progress (plain JSON), or None; a resumed
+        fit hands it to ``set_state`` after ``on_train_begin``."""
+        return None
+
+    def set_state(self, state):
+        pass
+
+
+def _finite_or_none(x):
+    """JSON has no infinity: an unset best is stored as null."""
+    return float(x) if math.isfinite(x) else None
+
+
+def _best_from(value, mode):
+    return (math.inf if mode == "min" else -math.inf) if value is None else float(value)
 
 
 class LambdaCallback(Callback):
@@ -91,6 +110,15 @@ class EarlyStopping(Callback):
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
+    def get_state(self):
+        # (the best weights themselves are not kept: a resumed run restores them only if a
+        # later epoch improves on the best)
+        return {"wait": self.wait, "best": _finite_or_none(self.best), "best_epoch": self.best_epoch}
+
+    def set_state(self, state):
+        self.wait, self.best_epoch = int(state["wait"]), state["best_epoch"]
+        self.best = _best_from(state["best"], self.mode)
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.monitor not in logs:
@@ -126,8 +154,10 @@ class EarlyStopping(Callback):
             print(text, flush=True)
 
 
-# -- learning-rate schedules (applied per epoch: the trainer sets the optimizer's lr before
-# each epoch's compiled calls; the compiled loop keeps one lr for the whole epoch) ------------
+# -- learning-rate schedules.  unit="epoch": a LearningRateScheduler callback sets the
+# optimizer's lr before each epoch's compiled calls.  unit="step": given as an optimizer's lr
+# (Keras's LearningRateSchedule as learning_rate), evaluated before every step inside the
+# compiled loop from the optimizer's step count (kernels/optim.py schedule_lr) ------------------
 def _positive(name, value, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value < 0 or (value == 0 and not allow_zero):
@@ -135,36 +165,80 @@ def _positive(name, value, allow_zero=False):
     return float(value)
 
 
-class StepDecay:
-    """lr = initial_lr * factor ** (epoch // step_size)."""
+class LearningRateSchedule:
+    """Base of the schedules: ``schedule(t)`` is the lr of epoch t (unit="epoch") or of step t
+    (unit="step", t = updates done before it, as Keras's ``optimizer.iterations``).  The
+    formula is also written in the compiled loop (kernels/optim.py), which gives the same
+    bits as ``__call__``.  ``get_config()`` is plain JSON; ``schedule_from_config`` reads it."""
 
-    def __init__(self, initial_lr, step_size, factor=0.1):
+    kind = None       # kernels/optim.py's code of the formula
+    name = None       # the config's "name"
+
+    def _unit(self, unit):
+        if unit not in ("epoch", "step"):
+            raise ValueError(f"unit must be 'epoch' or 'step', got {unit!r}")
+        self.unit = unit
+
+    def kernel_args(self):
+        """The formula's code and its four numbers, for hyper (kernels/optim.py)."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, **{k: v for k, v in vars(self).items()}}
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.get_config() == self.get_config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class StepDecay(LearningRateSchedule):
+    """lr = initial_lr * factor ** (t // step_size), t the epoch (or step, unit="step")."""
+
+    name = "step_decay"
+
+    def __init__(self, initial_lr, step_size, factor=0.1, unit="epoch"):
         self.initial_lr = _positive("initial_lr", initial_lr)
         if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
         self.step_size = step_size
         self.factor = _positive("factor", factor)
+        self._unit(unit)
 
     def __call__(self, epoch):
         return self.initial_lr * self.factor ** (epoch // self.step_size)
 
+    def kernel_args(self):
+        return _k.STEP_DECAY, (self.initial_lr, self.step_size, self.factor, 0.0)
 
-class ExponentialDecay:
-    """lr = initial_lr * gamma ** epoch."""
 
-    def __init__(self, initial_lr, gamma):
+class ExponentialDecay(LearningRateSchedule):
+    """lr = initial_lr * gamma ** t, t the epoch (or step, unit="step")."""
+
+    name = "exponential_decay"
+
+    def __init__(self, initial_lr, gamma, unit="epoch"):
         self.initial_lr = _positive("initial_lr", initial_lr)
         self.gamma = _positive("gamma", gamma)
+        self._unit(unit)
 
     def __call__(self, epoch):
         return self.initial_lr * self.gamma ** epoch
 
+    def kernel_args(self):
+        return _k.EXPONENTIAL_DECAY, (self.initial_lr, self.gamma, 0.0, 0.0)
 
-class CosineDecay:
+
+class CosineDecay(LearningRateSchedule):
     """Linear warm-up from initial_lr / (warmup_epochs + 1) to initial_lr over warmup_epochs,
-    then cosine decay to min_lr at epoch ``epochs`` (held there after)."""
+    then cosine decay to min_lr at epoch ``epochs`` (held there after).  With unit="step",
+    ``epochs`` and ``warmup_epochs`` count optimizer steps (Keras's decay_steps, warmup_steps)."""
 
-    def __init__(self, initial_lr, epochs, warmup_epochs=0, min_lr=0.0):
+    name = "cosine_decay"
+
+    def __init__(self, initial_lr, epochs, warmup_epochs=0, min_lr=0.0, unit="epoch"):
         self.initial_lr = _positive("initial_lr", initial_lr)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
@@ -173,12 +247,35 @@ class CosineDecay:
             raise ValueError(f"warmup_epochs must be an integer in [0, epochs), got {warmup_epochs!r}")
         self.epochs, self.warmup_epochs = epochs, warmup_epochs
         self.min_lr = _positive("min_lr", min_lr, allow_zero=True)
+        self._unit(unit)
 
     def __call__(self, epoch):
         if epoch < self.warmup_epochs:
             return self.initial_lr * (epoch + 1) / (self.warmup_epochs + 1)
         t = min(1.0, (epoch - self.warmup_epochs) / (self.epochs - self.warmup_epochs))
         return self.min_lr + 0.5 * (self.initial_lr - self.min_lr) * (1 + math.cos(math.pi * t))
+
+    def kernel_args(self):
+        return _k.COSINE_DECAY, (self.initial_lr, self.epochs, self.warmup_epochs, self.min_lr)
+
+
+_SCHEDULES = {cls.name: cls for cls in (StepDecay, ExponentialDecay, CosineDecay)}
+
+
+def schedule_from_config(config):
+    """A schedule from its ``get_config()`` (a checkpoint's optimizer header)."""
+    if not isinstance(config, dict) or config.get("name") not in _SCHEDULES:
+        raise ValueError(f"a schedule config needs 'name' in {sorted(_SCHEDULES)}, got {config!r}")
+    config = dict(config)
+    return _SCHEDULES[config.pop("name")](**config)
+
+
+def _settable_lr(callback, optimizer):
+    """The optimizer, when its lr is a number a per-epoch callback may set (as Keras refuses)."""
+    if isinstance(optimizer.lr, LearningRateSchedule):
+        raise TypeError(f"{type(callback).__name__}: the optimizer's lr is a schedule ({optimizer.lr!r}), "
+                        "evaluated every step; it cannot also be set per epoch")
+    return optimizer
 
 
 class LearningRateScheduler(Callback):
@@ -188,11 +285,26 @@ class LearningRateScheduler(Callback):
     def __init__(self, schedule):
         if not callable(schedule):
             raise TypeError(f"schedule must be callable (epoch -> lr), got {schedule!r}")
+        if getattr(schedule, "unit", "epoch") != "epoch":
+            raise ValueError(f"schedule {schedule!r} counts steps: pass it as the optimizer's lr, e.g. "
+                             "fastbp.SGD(lr=schedule), or make it with unit='epoch'")
         self.schedule = schedule
+
+    def get_state(self):
+        # a record of the schedule the run followed (plain JSON); the schedule itself is the
+        # one given to the resumed fit, counted from the model's epoch
+        config = getattr(self.schedule, "get_config", None)
+        return {"schedule": config()} if config is not None else None
+
+    def set_state(self, state):
+        config = getattr(self.schedule, "get_config", lambda: None)()
+        if config != state["schedule"]:
+            raise ValueError(f"resume: LearningRateScheduler's schedule {config} differs from the "
+                             f"checkpoint's {state['schedule']}")
 
     def on_epoch_begin(self, epoch, logs=None):
         lr = self.schedule(epoch)
-        self.model.optimizer.lr = _positive(f"schedule({epoch})", lr)
+        _settable_lr(self, self.model.optimizer).lr = _positive(f"schedule({epoch})", lr)
 
 
 class ReduceLROnPlateau(Callback):
@@ -218,6 +330,12 @@ class ReduceLROnPlateau(Callback):
         self.wait = 0
         self.best = math.inf if self.mode == "min" else -math.inf
 
+    def get_state(self):   # (the lr it lowered is the optimizer's, kept with it)
+        return {"wait": self.wait, "best": _finite_or_none(self.best)}
+
+    def set_state(self, state):
+        self.wait, self.best = int(state["wait"]), _best_from(state["best"], self.mode)
+
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor not in (logs or {}):
             raise ValueError(f"ReduceLROnPlateau monitor={self.monitor!r} is not among the epoch "
@@ -229,13 +347,14 @@ class ReduceLROnPlateau(Callback):
             return
         self.wait += 1
         if self.wait >= max(self.patience, 1):
-            opt = self.model.optimizer
+            opt = _settable_lr(self, self.model.optimizer)
             opt.lr = max(self.min_lr, opt.lr * self.factor)
             self.wait = 0
 
 
 class CSVLogger(Callback):
     """Write one CSV row of epoch logs per epoch to ``path`` (a header row first)."""
+    writes_files = True   # in a distributed fit, rank 0 alone runs it
 
     def __init__(self, path, append=False):
         self.path, self.append = path, bool(append)
@@ -261,6 +380,7 @@ class CSVLogger(Callback):
 class ModelCheckpoint(Callback):
     """Save the model (``fastbp.load`` reads it) every ``every`` epochs, or with
     ``save_best_only`` only when ``monitor`` improved.  ``path`` may hold ``{epoch}``."""
+    writes_files = True   # in a distributed fit, rank 0 alone runs it
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, every=1, mode="auto"):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -273,6 +393,12 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
+
+    def get_state(self):
+        return {"best": _finite_or_none(self.best)}
+
+    def set_state(self, state):
+        self.best = _best_from(state["best"], self.mode)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:

@@ -174,7 +174,9 @@ def _train(args):
     from fastbp.datasets import load_digits, load_file
 
     if args.data:
-        X, y_raw = load_file(args.data, dtype=args.dtype, delimiter=args.delimiter)
+        # float64 so --standardize's statistics are those the model applies later to a
+        # file read the same way (MLP.check_X casts to the model's dtype after scaling)
+        X, y_raw = load_file(args.data, dtype="float64", delimiter=args.delimiter)
         name = args.data
     else:
         X, y_raw = load_digits(dtype=args.dtype)
@@ -197,51 +199,64 @@ def _train(args):
     test, train = perm[:n_test], perm[n_test:]
     X_train, X_test = X[train], X[test]
     if args.standardize:
-        mean = X_train.mean(axis=0)
-        std = X_train.std(axis=0)
+        mean = X_train.mean(axis=0, dtype=np.float64)
+        std = X_train.std(axis=0, dtype=np.float64)
         std[std == 0] = 1
-        X_train = (X_train - mean) / std
-        X_test = (X_test - mean) / std
     else:
         mean = std = None
     sizes = [X.shape[1], *args.hidden, classes.shape[0]]
+    from fastbp import distributed
+    ranks = distributed.launched_ranks()   # > 1 under mpiexec -n N: data-parallel over them
+    say, rank, threads = print, 0, args.threads
+    if ranks > 1:
+        world = distributed.World()
+        rank = world.rank
+        threads = threads or distributed.threads_per_rank(world)
+        if rank != 0:
+            say = lambda *a, **k: None   # noqa: E731   rank 0 alone speaks
     lr = args.lr if args.lr is not None else (0.5 if args.optimizer == "sgd" else 1e-3)
     opt = fastbp.SGD(lr=lr, momentum=args.momentum) if args.optimizer == "sgd" else fastbp.Adam(lr=lr)
     model = fastbp.MLP(sizes, activation=args.activation, output="softmax", dtype=args.dtype,
-                       seed=args.seed, n_threads=args.threads)
-    print(f"data: {name}; {len(train)} training / {len(test)} held-out samples, "
+                       seed=args.seed, n_threads=threads)
+    # the model scales raw features itself (MLP.check_X) in training, evaluation and
+    # after loading: one code path, so `fastbp evaluate` sees what training saw
+    model.classes_, model.input_mean, model.input_std = classes, mean, std
+    say(f"data: {name}; {len(train)} training / {len(test)} held-out samples, "
           f"{classes.shape[0]} classes")
-    print(f"model: {'-'.join(map(str, sizes))} {args.activation}, softmax output, {args.dtype}, "
-          f"{opt!r}, batch {args.batch_size}, threads {model.n_threads or fastbp.get_num_threads()}")
+    say(f"model: {'-'.join(map(str, sizes))} {args.activation}, softmax output, {args.dtype}, "
+          f"{opt!r}, batch {args.batch_size}, threads {model.n_threads or fastbp.get_num_threads()}"
+          + (f" per rank, data-parallel over {ranks} MPI ranks" if ranks > 1 else ""))
     t0 = time.perf_counter()
     # with --plot, the held-out part is also scored after each epoch (weights are unchanged)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastbp.DivergenceWarning)
         history = model.fit(X_train, y[train], epochs=args.epochs, batch_size=args.batch_size,
                             optimizer=opt, verbose=args.verbose,
-                            validation_data=(X_test, y[test]) if args.plot else None)
+                            validation_data=(X_test, y[test]) if args.plot else None,
+                            distributed="mpi" if ranks > 1 else None)
     for w in caught:
         if issubclass(w.category, fastbp.DivergenceWarning):
             # a diverged model is not worth saving: say so and fail, not "accuracy 0.1, exit 0"
-            print(f"fastbp train: error: {w.message}; the model was not saved", file=sys.stderr)
+            say(f"fastbp train: error: {w.message}; the model was not saved", file=sys.stderr)
             return 1
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     seconds = time.perf_counter() - t0
     result = model.evaluate(X_test, y[test])
     rates = history.history.get("samples_per_second", [])
     steady = float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else float("nan")
-    print(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (first epoch includes "
+    say(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (first epoch includes "
           f"compilation); throughput {steady:,.0f} samples/s (median epoch)")
-    print(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
-    model.classes_, model.input_mean, model.input_std = classes, mean, std
+    say(f"held-out accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
     model.held_out_rows = np.sort(test)
+    if rank != 0:
+        return 0                        # rank 0 saves and plots
     model.save(args.output)
-    print(f"saved model to {args.output}")
+    say(f"saved model to {args.output}")
     if args.plot:
         from fastbp.plotting import plot_history
         plot_history(history, args.plot, title=f"{'-'.join(map(str, sizes))} {args.activation}, "
                      f"{opt!r}, batch {args.batch_size} (validation = held-out part)")
-        print(f"saved learning curve to {args.plot}")
+        say(f"saved learning curve to {args.plot}")
     return 0
 
 
@@ -277,6 +292,10 @@ def _info(args):
     shape = _config.LEVELS[_config.ISA]
     print(f"kernel level:    {_config.ISA} ({_config.ISA_REASON}; FASTBP_ISA=avx512|avx2|sse forces one): "
           f"{shape['VEC_BYTES']}-byte vectors, {shape['MR']} x {shape['NR_VECS']}-vector micro-kernel")
+    from fastbp import distributed
+    mpi = distributed.library()
+    print("MPI:             " + (f"{mpi[0]}; {mpi[1]} rank(s) (mpiexec -n N fastbp train: "
+                                 "data-parallel)" if mpi else "not installed (pip install 'fastbp[mpi]')"))
     from fastbp import _cache
     print(f"compile cache:   {_cache.cache_dir()}  (stamp {_cache.STAMP[:12]}; set "
           "FASTBP_CACHE_DIR to move it)")
@@ -284,8 +303,9 @@ def _info(args):
 
 
 def _load_for_model(args, n_features, model=None):
-    """(X, y or None) from a data file, for a model with n_features inputs; the model's
-    stored input scaling applied and its stored labels mapped back to output indices."""
+    """(X, y or None) from a data file, for a model with n_features inputs, its stored
+    labels mapped back to output indices.  An MLP applies its stored input scaling itself
+    (MLP.check_X); --standardize-from replaces that scaling for this run."""
     from fastbp.datasets import read_table
     path = args.data
     X, y = read_table(path, args.delimiter)
@@ -300,9 +320,10 @@ def _load_for_model(args, n_features, model=None):
         Xs, _ = load_file(args.standardize_from, dtype="float64", delimiter=args.delimiter)
         mean, std = Xs.mean(axis=0), Xs.std(axis=0)
         std[std == 0] = 1
-        X = (X - mean) / std
-    elif getattr(model, "input_mean", None) is not None:
-        X = (X - model.input_mean) / model.input_std
+        if hasattr(model, "input_mean"):
+            model.input_mean, model.input_std = mean, std   # an MLP scales its own inputs
+        else:
+            X = (X - mean) / std
     classes = getattr(model, "classes_", None)
     if y is not None and classes is not None and not hasattr(model, "n_features_in_"):
         y = np.asarray(y)

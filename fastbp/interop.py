@@ -2,8 +2,10 @@
 
 Layer l of an MLP is ``nn.Linear`` number ``2*l`` of an ``nn.Sequential`` that alternates
 Linear and activation modules (the output's Softmax/Sigmoid, or Identity, last), so the
-state dict names are ``0.weight``, ``0.bias``, ``2.weight``, ...  Weights are (n_out, n_in)
-in both libraries: no transposes.
+state dict names are ``0.weight``, ``0.bias``, ``2.weight``, ...  A hidden layer with
+dropout is followed by an ``nn.Dropout`` too (Linear, activation, Dropout), so the next
+Linear is 3 modules on: the names follow ``to_torch``'s module.  Weights are (n_out, n_in)
+in both libraries: no transposes.  ONNX graphs are for inference: dropout is left out.
 """
 import numpy as np
 
@@ -12,12 +14,22 @@ _ONNX_ACT = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "identity": N
              "softmax": "Softmax"}
 
 
+def _linear_indices(model):
+    """Index of each layer's nn.Linear in to_torch's nn.Sequential: after each hidden layer
+    its activation and, with dropout, an nn.Dropout."""
+    at, out = 0, []
+    for p in model.hidden_dropout + [0.0]:
+        out.append(at)
+        at += 3 if p > 0 else 2
+    return out
+
+
 def state_dict(model):
     """{"0.weight": array (n_out, n_in), "0.bias": array (n_out,), "2.weight": ...}, copies."""
     out = {}
-    for l, layer in enumerate(model.layers):
-        out[f"{2 * l}.weight"] = layer.weight.copy()
-        out[f"{2 * l}.bias"] = layer.bias.copy()
+    for k, layer in zip(_linear_indices(model), model.layers):
+        out[f"{k}.weight"] = layer.weight.copy()
+        out[f"{k}.bias"] = layer.bias.copy()
     return out
 
 
@@ -27,7 +39,7 @@ def _array(value):
     return np.asarray(value)
 
 
-def from_state_dict(state, activation="sigmoid", output="softmax", dtype="float32", seed=0):
+def from_state_dict(state, activation="sigmoid", output="softmax", dtype="float32", seed=0, dropout=0.0):
     """An MLP whose layers take the ``k.weight``/``k.bias`` entries of ``state`` in order of k."""
     from .model import MLP
     if not hasattr(state, "keys"):
@@ -54,7 +66,7 @@ def from_state_dict(state, activation="sigmoid", output="softmax", dtype="float3
         if weights[l].shape[1] != weights[l - 1].shape[0]:
             raise ValueError(f"state['{keys[l]}.weight'] takes {weights[l].shape[1]} inputs, but "
                              f"the layer before gives {weights[l - 1].shape[0]}")
-    model = MLP(sizes, activation=activation, output=output, dtype=dtype, seed=seed)
+    model = MLP(sizes, activation=activation, output=output, dtype=dtype, seed=seed, dropout=dropout)
     for layer, w, b in zip(model.layers, weights, biases):
         layer.weight, layer.bias = w, b
     return model
@@ -68,20 +80,36 @@ def _torch():
     return torch
 
 
+def _first_layer_on_raw_inputs(model):
+    """The first layer's (weight, bias) acting on raw features: a model with a stored input
+    scaling (``fastbp train --standardize``) has it folded in, W' = W / std and
+    b' = b - W' mean, computed in float64; otherwise the layer's own arrays."""
+    layer = model.layers[0]
+    if model.input_mean is None:
+        return layer.weight.copy(), layer.bias.copy()
+    w = layer.weight.astype(np.float64) / np.asarray(model.input_std, dtype=np.float64)
+    b = layer.bias - np.sum(w * np.asarray(model.input_mean, dtype=np.float64), axis=1)
+    return w.astype(model.dtype), b.astype(model.dtype)
+
+
 def to_torch(model):
     """A torch.nn.Sequential (Linear, activation, ..., Linear, Softmax(dim=1)|Sigmoid|Identity)
-    that computes what ``model.predict`` does, in the model's dtype."""
+    that computes what ``model.predict`` does, in the model's dtype (a stored input scaling
+    folded into the first Linear layer)."""
     torch = _torch()
     nn = torch.nn
     mods = []
     for l, layer in enumerate(model.layers):
         lin = nn.Linear(layer.n_in, layer.n_out, dtype=getattr(torch, model.dtype.name))
+        weight, bias = _first_layer_on_raw_inputs(model) if l == 0 else (layer.weight, layer.bias)
         with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(layer.weight.copy()))
-            lin.bias.copy_(torch.from_numpy(layer.bias.copy()))
+            lin.weight.copy_(torch.from_numpy(weight.copy()))
+            lin.bias.copy_(torch.from_numpy(bias.copy()))
         mods.append(lin)
         if l < len(model.layers) - 1:
             mods.append(getattr(nn, _TORCH_ACT[layer.activation])())
+            if model.hidden_dropout[l] > 0:
+                mods.append(nn.Dropout(model.hidden_dropout[l]))
         else:
             mods.append(nn.Softmax(dim=1) if model.output == "softmax"
                         else getattr(nn, _TORCH_ACT[model.output])())
@@ -90,26 +118,35 @@ def to_torch(model):
 
 def from_torch(module, output=None, seed=0):
     """An MLP from an nn.Sequential of Linear layers, each followed by at most one of
-    Sigmoid/Tanh/ReLU/Identity (hidden) or Softmax/Sigmoid/Identity (last).  ``output``
+    Sigmoid/Tanh/ReLU/Identity (hidden, then optionally an nn.Dropout, whose p becomes the
+    layer's dropout) or Softmax/Sigmoid/Identity (last).  ``output``
     defaults to what the last module says ("identity" when nothing follows the last Linear)."""
     torch = _torch()
     nn = torch.nn
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
     names = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.Identity: "identity"}
-    linears, acts = [], []
+    linears, acts, drops = [], [], []
     for i, m in enumerate(module):
         if isinstance(m, nn.Linear):
             if len(acts) < len(linears):
                 acts.append("identity")
             linears.append(m)
+            drops.append(0.0)
+        elif isinstance(m, nn.Dropout):   # after a hidden layer (and its activation, if any)
+            if not linears or drops[-1]:
+                raise ValueError(f"module[{i}] (Dropout) must follow a Linear layer or its activation, "
+                                 "once")
+            if len(acts) < len(linears):
+                acts.append("identity")
+            drops[-1] = float(m.p)
         elif type(m) in names or isinstance(m, nn.Softmax):
             if len(acts) != len(linears) - 1:
                 raise ValueError(f"module[{i}] ({type(m).__name__}) does not follow a Linear layer")
             acts.append("softmax" if isinstance(m, nn.Softmax) else names[type(m)])
         else:
             raise ValueError(f"module[{i}] is a {type(m).__name__}; fastbp takes Linear, Sigmoid, "
-                             "Tanh, ReLU, Identity and a final Softmax")
+                             "Tanh, ReLU, Identity, Dropout and a final Softmax")
     if not linears:
         raise ValueError("module holds no Linear layer")
     if len(acts) < len(linears):
@@ -127,13 +164,16 @@ def from_torch(module, output=None, seed=0):
     for l, m in enumerate(linears):
         state[f"{2 * l}.weight"], state[f"{2 * l}.bias"] = m.weight, m.bias
     hidden = acts[:-1]
+    if drops[-1]:
+        raise ValueError("Dropout after the last Linear layer is not supported (dropout is on hidden layers)")
     return from_state_dict(state, activation=hidden if hidden else "sigmoid", output=out,
-                           dtype=dtype, seed=seed)
+                           dtype=dtype, seed=seed, dropout=drops[:-1] if any(drops) else 0.0)
 
 
 def export_onnx(model, path, opset=17):
     """Write an ONNX graph (Gemm + activations + Softmax/Sigmoid) computing ``model.predict``:
-    input "X" (batch, n_in), output "Y" (batch, n_out), in the model's dtype."""
+    input "X" (batch, n_in), output "Y" (batch, n_out), in the model's dtype.  A stored input
+    scaling (``fastbp train --standardize``) becomes Sub and Div nodes in front."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -141,6 +181,12 @@ def export_onnx(model, path, opset=17):
         raise ImportError("export_onnx needs the onnx package: pip install 'fastbp[interop]'") from None
     elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
     nodes, inits, prev = [], [], "X"
+    if model.input_mean is not None:
+        inits += [numpy_helper.from_array(np.asarray(model.input_mean, model.dtype), "input_mean"),
+                  numpy_helper.from_array(np.asarray(model.input_std, model.dtype), "input_std")]
+        nodes += [helper.make_node("Sub", ["X", "input_mean"], ["x_centred"]),
+                  helper.make_node("Div", ["x_centred", "input_std"], ["x_scaled"])]
+        prev = "x_scaled"
     n_layers = len(model.layers)
     for l, layer in enumerate(model.layers):
         w, b = f"{2 * l}.weight", f"{2 * l}.bias"

@@ -11,11 +11,12 @@ read back with ``allow_pickle=False``:
     ``format_version``  2 (files of version 1 are still read)
     ``fastbp_version``  the version that wrote the file
     ``kind``            "mlp" or "estimator"
-    ``config``          architecture: sizes, activation, output, dtype, seed
+    ``config``          architecture: sizes, activation, output, dtype, seed, dropout
     ``optimizer``       optimizer name, hyper-parameters and step count, or null
     ``rng_state``       state of the model's random generator (numpy PCG64), so shuffles
                         continue where they left off
     ``epoch``           training epochs completed over the model's life
+    ``dropout_seed``    the seed of the dropout masks (the model's seed, or one drawn once)
     ``training``        for checkpoints: epoch reached in the run, its target, the RNG state
                         at the start of the run and the history so far; else null
     ``estimator``       for MLPClassifier / MLPRegressor: class, parameters and fitted
@@ -231,6 +232,7 @@ def _model_parts(model, training=None):
             arrays[key] = np.asarray(getattr(model, name))
     header = {"kind": "mlp", "config": model.get_config(), "optimizer": opt,
               "rng_state": model.rng.bit_generator.state, "epoch": int(getattr(model, "epoch", 0)),
+              "dropout_seed": model.dropout_seed,
               "training": training, "estimator": None}
     return header, arrays
 
@@ -515,9 +517,14 @@ def _build_model(path, header, arrays):
         raise ModelFileError(f"{path}: kind must be 'mlp' or 'estimator', got {_SHORT.repr(kind)}")
     try:
         model = MLP(config["sizes"], activation=config.get("activation", "sigmoid"),
-                    output=config["output"], dtype=config["dtype"], seed=config.get("seed"))
+                    output=config["output"], dtype=config["dtype"], seed=config.get("seed"),
+                    dropout=config.get("dropout", 0.0))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has an invalid model description: {exc}") from None
+    dropout_seed = _field(path, "dropout_seed", header.get("dropout_seed"), "int", 0, _BIG,
+                          optional=True)
+    if dropout_seed is not None:
+        model.dropout_seed = dropout_seed
     model.params[:] = params
     if header.get("rng_state") is not None:
         model.rng.bit_generator.state = _check_rng_state(path, "rng_state", header["rng_state"])
@@ -714,6 +721,19 @@ def _check_training(path, training):
         series = _field(path, "training.history.history", history.get("history", {}), "dict")
         for key, values in series.items():
             _list_of(path, f"training.history.history[{_SHORT.repr(key)}]", values, "real")
+    start = _field(path, "training.optimizer_start", training.get("optimizer_start"), "dict",
+                   optional=True)
+    if start is not None:
+        from . import optimizers
+        try:
+            optimizers.get(start)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: training.optimizer_start is not a valid optimizer "
+                                 f"({exc})") from None
+    saved = _list_of(path, "training.callbacks", training.get("callbacks"), "dict", optional=True)
+    for i, entry in enumerate(saved or []):     # each callback checks its own state's fields
+        _field(path, f"training.callbacks[{i}].class", entry.get("class"), "str")
+        _field(path, f"training.callbacks[{i}].state", entry.get("state"), "dict")
     return training
 
 

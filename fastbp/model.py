@@ -8,6 +8,7 @@ from ._config import MR, NR_VECS, PREDICT_CHUNK, VEC_BYTES
 from ._memory import aligned_empty, aligned_zeros
 from ._threads import using_threads
 from .kernels import activations as _act
+from .kernels import dropout as _drop
 from .kernels import loss as _loss
 from .kernels.step import eval_batch, predict_batch, threading_for
 
@@ -53,6 +54,21 @@ def _check_activation(activation, n_hidden):
         if a not in ACTIVATIONS:
             raise ValueError(f"activation[{i}] must be one of {ACTIVATIONS}, got {a!r}")
     return list(activation)
+
+
+def _check_dropout(dropout, n_hidden):
+    """One rate in [0, 1) for every hidden layer (kept as given), or a list of one per hidden layer."""
+    def rate(name, p):
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1) (the fraction of units dropped), got {p!r}")
+        return float(p)
+    if isinstance(dropout, (list, tuple)):
+        if len(dropout) != n_hidden:
+            raise ValueError(f"dropout lists one rate per hidden layer: the model has {n_hidden} "
+                             f"hidden layers, got {len(dropout)} rates {list(dropout)!r}")
+        return [rate(f"dropout[{i}]", p) for i, p in enumerate(dropout)]
+    return rate("dropout", dropout)
 
 
 class Layer:
@@ -114,10 +130,16 @@ class MLP:
         Seeds the initial weights and every later random choice (shuffling, splits).
     n_threads : int or None
         Threads for this model's kernels; None uses the current setting.
+    dropout : float in [0, 1) or list of them
+        Inverted dropout on the hidden layers' outputs in training (one rate for all, or one
+        per hidden layer): each unit is zeroed with probability p and the kept ones are
+        scaled by 1 / (1 - p); predict and evaluate use every unit.  The masks are drawn
+        inside the compiled step from (seed, layer, step, row, column), so they depend
+        neither on the thread count nor on how steps are grouped into calls.
     """
 
     def __init__(self, sizes, activation="sigmoid", output="softmax", dtype="float32", seed=0,
-                 n_threads=None):
+                 n_threads=None, dropout=0.0):
         # (activation: one name for every hidden layer, or a list with one name per hidden layer)
         try:
             sizes = [V.check_int("sizes[%d]" % i, s, low=1) for i, s in enumerate(sizes)]
@@ -128,6 +150,7 @@ class MLP:
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
         activation = _check_activation(activation, len(sizes) - 2)
+        dropout = _check_dropout(dropout, len(sizes) - 2)
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if output == "softmax" and sizes[-1] < 2:
@@ -139,6 +162,9 @@ class MLP:
             V.check_int("n_threads", n_threads, low=1)
         self.sizes = sizes
         self.activation = activation
+        self.dropout = dropout
+        # the masks' seed: the model's, or drawn once (model files and checkpoints keep it)
+        self.dropout_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % (1 << 63))
         self.output = output
         self.dtype = V.check_dtype(dtype)
         self.seed = seed
@@ -148,7 +174,8 @@ class MLP:
         self.history = None
         self.optimizer = None
         # set by `fastbp train` and kept in the model file (None otherwise): the original
-        # class labels, index i = output i, and the training split's feature mean/std
+        # class labels, index i = output i, and the training split's feature mean/std,
+        # which check_X applies to every X the model is given
         self.classes_ = None
         self.input_mean = None
         self.input_std = None
@@ -161,23 +188,48 @@ class MLP:
     # -- structure ---------------------------------------------------------------------
     def _build(self):
         n_layers = len(self.sizes) - 1
-        meta = np.zeros((n_layers, 5), dtype=np.int64)
+        meta = np.zeros((n_layers, 7), dtype=np.int64)
         off = 0
         for l in range(n_layers):
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
             act = _act.IDENTITY if l == n_layers - 1 else _act.CODES[self.hidden_activations[l]]
-            meta[l] = (n_in, n_out, off, off + n_in * n_out, act)
+            meta[l, :5] = (n_in, n_out, off, off + n_in * n_out, act)
             off += n_in * n_out + n_out
+        self._set_dropout_meta(meta)
         self.meta = meta
         self.params = aligned_zeros(off, self.dtype)
         self.grads = aligned_zeros(off, self.dtype)
         self.layers = []
         for l in range(n_layers):
-            n_in, n_out, w_off, b_off, _ = meta[l]
+            n_in, n_out, w_off, b_off = meta[l, :4]
             act = self.output if l == n_layers - 1 else self.hidden_activations[l]
             self.layers.append(Layer(self.params[w_off:w_off + n_in * n_out].reshape(n_out, n_in),
                                      self.params[b_off:b_off + n_out], act))
         self._out_code = _loss.CODES[self.output]
+
+    def _set_dropout_meta(self, meta):
+        """meta's dropout columns (kernels/dropout.py): threshold and key of each hidden layer."""
+        for l, p in enumerate(self.hidden_dropout):
+            meta[l, _drop.DROP_THRESHOLD] = _drop.threshold(p)
+            meta[l, _drop.DROP_KEY] = _drop.layer_key(self.dropout_seed, l)
+
+    @property
+    def dropout_seed(self):
+        """Seeds the dropout masks (the model's seed unless that is None)."""
+        return self._dropout_seed
+
+    @dropout_seed.setter
+    def dropout_seed(self, value):
+        self._dropout_seed = V.check_int("dropout_seed", value, low=0)
+        if getattr(self, "meta", None) is not None:
+            self._set_dropout_meta(self.meta)
+
+    @property
+    def hidden_dropout(self):
+        """One dropout rate per hidden layer."""
+        if isinstance(self.dropout, list):
+            return list(self.dropout)
+        return [self.dropout] * (len(self.sizes) - 2)
 
     def init_weights(self, rng):
         """Glorot-uniform weights, W ~ U(-r, r) with r = sqrt(6 / (n_in + n_out)); zero biases."""
@@ -198,8 +250,9 @@ class MLP:
         return self.params.shape[0]
 
     def __repr__(self):
+        drop = f", dropout={self.dropout!r}" if any(self.hidden_dropout) else ""
         return (f"MLP({self.sizes}, activation={self.activation!r}, output={self.output!r}, "
-                f"dtype={self.dtype.name!r}, seed={self.seed!r})")
+                f"dtype={self.dtype.name!r}, seed={self.seed!r}{drop})")
 
     # -- pickling --------------------------------------------------------------------
     def __getstate__(self):
@@ -229,7 +282,10 @@ class MLP:
             e = lambda n: aligned_empty(max(n, 1), self.dtype)  # noqa: E731
             # (acts: the layers' outputs a_1 ... a_L; a_0 is read from X in place, kernels/step.py)
             px = _kept_x_size(s, b_max, np.dtype(self.dtype).itemsize)
-            buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb), e(px))
+            # dm, dropout's f'(a) / (1 - p) (kernels/step.py), laid out as acts
+            dm = b_max * sum(s[1:]) if any(self.hidden_dropout) else 1
+            buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb), e(px),
+                       e(dm))
             ws = (buffers, aligned_empty((2, b_max), np.float64))
             self._workspaces[b_max] = ws
         return ws
@@ -239,7 +295,14 @@ class MLP:
 
     # -- checks ------------------------------------------------------------------------
     def check_X(self, X, name="X"):
-        return V.check_X(X, self.sizes[0], self.dtype, name)
+        """X checked and in the model's dtype; scaled by ``input_mean``/``input_std`` when
+        the model carries them (a ``fastbp train --standardize`` model), so raw features go
+        in everywhere: fit, predict, evaluate, validation data."""
+        if self.input_mean is None:
+            return V.check_X(X, self.sizes[0], self.dtype, name)
+        # scaled in float64, as `fastbp train` scaled its training split, then cast
+        X = V.check_X(X, self.sizes[0], np.float64, name)
+        return np.ascontiguousarray((X - self.input_mean) / self.input_std, dtype=self.dtype)
 
     def check_y(self, y, n, name="y"):
         return V.check_y(y, n, self.sizes[-1], self.output, self.dtype, name)
@@ -251,7 +314,7 @@ class MLP:
     def fit(self, X, y=None, epochs=10, batch_size=32, optimizer=None, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
             n_threads=None, checkpoint=None, checkpoint_every=1, resume=None, metrics=None,
-            sample_weight=None, class_weight=None):
+            sample_weight=None, class_weight=None, distributed=None):
         """Train by minibatch gradient descent.
 
         Parameters
@@ -296,7 +359,13 @@ class MLP:
             and history are restored and training goes on from the checkpoint's epoch up to
             ``epochs`` in total.  Call with the same data and arguments as the interrupted
             run; the result is then bit-identical to a run that was never stopped.
-            Callback state (e.g. EarlyStopping's patience count) is not saved.
+            The optimizer given must be the one the run started with (its lr as
+            callbacks or schedules changed it since is the checkpoint's).  Callback state
+            goes into the checkpoint as plain JSON and is restored: EarlyStopping's and
+            ReduceLROnPlateau's counts and best values, ModelCheckpoint's best value, the
+            config of a LearningRateScheduler's schedule (a resumed run with another one is
+            refused); EarlyStopping's best weights are not kept.  A per-step schedule is
+            part of the optimizer's config and continues from its step count.
         metrics : list of str or None
             Extra figures per epoch (see ``evaluate``), on the training rows and, with
             validation data, as "val_<name>"; each costs a pass of predictions per epoch.
@@ -307,6 +376,13 @@ class MLP:
         class_weight : dict {label: weight}, "balanced" or None
             Multiplies each sample's weight by its class's; "balanced" is scikit-learn's
             ``n / (n_classes * count(class))``.  Softmax outputs or one sigmoid unit.
+        distributed : None or "mpi"
+            "mpi": data-parallel over the ranks of ``mpiexec -n N python ...`` (mpi4py,
+            ``pip install 'fastbp[mpi]'``).  Every rank calls fit with the same data and
+            arguments; each takes one shard of every minibatch of ``batch_size`` rows, the
+            gradients are added in rank order, and the weights equal a one-process run's up
+            to rounding.  Rank 0 alone shows progress and writes checkpoints and files
+            (fastbp/distributed.py).
 
         Returns
         -------
@@ -317,7 +393,8 @@ class MLP:
         if _stream.is_stream(X, y):
             extra = {"validation_data": validation_data, "validation_split": validation_split or None,
                      "checkpoint": checkpoint, "resume": resume, "metrics": metrics,
-                     "sample_weight": sample_weight, "class_weight": class_weight}
+                     "sample_weight": sample_weight, "class_weight": class_weight,
+                     "distributed": distributed}
             given = [k for k, v in extra.items() if v is not None]
             if given:
                 raise ValueError(f"fit on a stream of (X, y) chunks does not take {', '.join(given)}")
@@ -328,13 +405,16 @@ class MLP:
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
                    n_threads=n_threads, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                    resume=resume, metrics=metrics, sample_weight=sample_weight,
-                   class_weight=class_weight)
+                   class_weight=class_weight, distributed=distributed)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, X, batch_size=None, n_threads=None):
         """Outputs of the last layer: class probabilities (softmax), probabilities
-        (sigmoid) or values (identity); shape (n, n_out), in the model's dtype."""
-        X = self.check_X(X)
+        (sigmoid) or values (identity); shape (n, n_out), in the model's dtype.  X holds raw
+        features: a stored ``input_mean``/``input_std`` is applied here (see check_X)."""
+        return self._predict_checked(self.check_X(X), batch_size, n_threads)
+
+    def _predict_checked(self, X, batch_size, n_threads):
         n = X.shape[0]
         chunk = self._eval_chunk(n) if batch_size is None else V.check_int("batch_size", batch_size, 1)
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
@@ -365,7 +445,7 @@ class MLP:
         with self._threads(n_threads):
             result = self._evaluate_rows(X, y, np.arange(X.shape[0], dtype=np.int64), batch_size)
         if metrics:
-            result.update(_metrics.compute(metrics, self.predict(X, batch_size, n_threads), y, self.output))
+            result.update(_metrics.compute(metrics, self._predict_checked(X, batch_size, n_threads), y, self.output))
         return result
 
     def _evaluate_rows(self, X, y, rows, batch_size=None):
@@ -395,9 +475,12 @@ class MLP:
         from . import _config
         from ._threads import get_num_threads
         rows = [("Layer (activation)", "Output shape", "Param #")]
+        drops = self.hidden_dropout + [0.0]
         for i, layer in enumerate(self.layers):
             rows.append((f"dense_{i} ({layer.activation})", f"(None, {layer.n_out})",
                          f"{layer.n_in * layer.n_out + layer.n_out:,}"))
+            if drops[i] > 0:
+                rows.append((f"dropout_{i} (p={drops[i]:g})", f"(None, {layer.n_out})", "0"))
         widths = [max(len(r[c]) for r in rows) + 2 for c in range(3)]
         line = lambda r: "".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
         rule = "=" * sum(widths)
@@ -415,16 +498,19 @@ class MLP:
     # -- leaving fastbp (interop.py) -----------------------------------------------------
     def state_dict(self):
         """Copies of the parameters under PyTorch's nn.Sequential names: "0.weight" (n_out,
-        n_in), "0.bias", "2.weight", ... (Linear layers at even indices, activations between)."""
+        n_in), "0.bias", "2.weight", ... (Linear layers at even indices, activations between).
+        The layers' own weights: a stored input scaling is not in it (``to_torch`` folds it in)."""
         from .interop import state_dict
         return state_dict(self)
 
     @classmethod
-    def from_state_dict(cls, state, activation="sigmoid", output="softmax", dtype="float32", seed=0):
+    def from_state_dict(cls, state, activation="sigmoid", output="softmax", dtype="float32", seed=0,
+                        dropout=0.0):
         """A model with the layers of a state dict named as ``state_dict`` names them (numpy
         arrays or torch tensors); the sizes come from the weights' shapes."""
         from .interop import from_state_dict
-        return from_state_dict(state, activation=activation, output=output, dtype=dtype, seed=seed)
+        return from_state_dict(state, activation=activation, output=output, dtype=dtype, seed=seed,
+                               dropout=dropout)
 
     def to_torch(self):
         """A torch.nn.Sequential computing ``predict`` (needs PyTorch)."""
@@ -439,4 +525,4 @@ class MLP:
 
     def get_config(self):
         return {"sizes": list(self.sizes), "activation": self.activation, "output": self.output,
-                "dtype": self.dtype.name, "seed": self.seed}
+                "dtype": self.dtype.name, "seed": self.seed, "dropout": self.dropout}

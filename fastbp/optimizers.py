@@ -26,13 +26,28 @@ def _check_number(name, value, low=None, high=None, low_open=False, high_open=Fa
     return value
 
 
+def _check_lr(lr):
+    """A number > 0, or a schedule with unit="step" (Keras's LearningRateSchedule as the
+    learning rate: evaluated before every step, inside the compiled loop), or its config."""
+    from .callbacks import LearningRateSchedule, schedule_from_config
+    if isinstance(lr, dict):
+        lr = schedule_from_config(lr)
+    if isinstance(lr, LearningRateSchedule):
+        if lr.unit != "step":
+            raise ValueError(f"lr={lr!r} counts epochs; an optimizer evaluates its lr schedule every "
+                             "step: make it with unit='step', or pass it to "
+                             "fastbp.LearningRateScheduler for one lr per epoch")
+        return lr
+    return _check_number("lr", lr, low=0.0, low_open=True)
+
+
 class Optimizer:
     """Base class.  ``state`` is created on first use with a model and kept across ``fit`` calls."""
 
     kind = _k.NO_UPDATE
 
     def __init__(self, lr):
-        self.lr = _check_number("lr", lr, low=0.0, low_open=True)
+        self.lr = _check_lr(lr)
         self.state = None   # (2, n_params) array in the model's dtype
         self.steps = 0      # number of updates applied
 
@@ -58,8 +73,18 @@ class Optimizer:
         The compiled loop counts steps in ``hyper[STEPS]``; read it back with ``sync``."""
         hyper[:] = 0
         hyper[0] = self.kind
-        hyper[1] = self.lr
+        hyper[1] = self.current_lr
         hyper[_k.STEPS] = self.steps
+        if not isinstance(self.lr, numbers.Real):   # a schedule: the compiled loop sets hyper[1] per step
+            hyper[_k.SCHEDULE], hyper[_k.SCHEDULE + 1:_k.SCHEDULE + 5] = self.lr.kernel_args()
+
+    @property
+    def current_lr(self):
+        """The lr of the next step: ``lr``, or the schedule's value at the step count."""
+        return self.lr if isinstance(self.lr, numbers.Real) else float(self.lr(self.steps))
+
+    def _lr_config(self):
+        return self.lr if isinstance(self.lr, numbers.Real) else self.lr.get_config()
 
     def sync(self, hyper):
         """Take the step count back from ``hyper`` after compiled steps."""
@@ -75,7 +100,8 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        args = ", ".join(f"{k}={self.lr if k == 'lr' else v!r}" for k, v in self.get_config().items()
+                         if k != "name")
         return f"{type(self).__name__}({args})"
 
 
@@ -84,8 +110,10 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    lr : float
-        Learning rate, > 0.
+    lr : float or schedule
+        Learning rate, > 0, or a schedule made with unit="step" (e.g.
+        ``fastbp.CosineDecay(0.1, epochs=5000, warmup_epochs=100, unit="step")``),
+        evaluated before every step from the step count, inside the compiled loop.
     momentum : float
         Momentum factor in [0, 1).
     nesterov : bool
@@ -113,7 +141,7 @@ class SGD(Optimizer):
         hyper[4] = 1.0 if self.nesterov else 0.0
 
     def get_config(self):
-        return {"name": "sgd", "lr": self.lr, "momentum": self.momentum,
+        return {"name": "sgd", "lr": self._lr_config(), "momentum": self.momentum,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
 
@@ -122,8 +150,8 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    lr : float
-        Learning rate, > 0.
+    lr : float or schedule
+        Learning rate, > 0, or a schedule with unit="step" (see SGD).
     betas : (float, float)
         Decay rates of the first and second moment estimates, each in [0, 1).
     eps : float
@@ -152,7 +180,7 @@ class Adam(Optimizer):
         hyper[7] = self.eps
 
     def get_config(self):
-        return {"name": "adam", "lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+        return {"name": "adam", "lr": self._lr_config(), "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
 

@@ -116,15 +116,20 @@ def _resume(model, path, optimizer):
         raise ValueError(f"resume: {path} holds no optimizer state")
     if optimizer is not None:
         optimizer = optimizers.get(optimizer)
-        if optimizer.get_config() != saved.optimizer.get_config():
+        # against the optimizer the run started with: callbacks (LearningRateScheduler,
+        # ReduceLROnPlateau) may have changed the lr since, and the checkpoint's lr goes on
+        start = training.get("optimizer_start") or saved.optimizer.get_config()  # (older checkpoints: none)
+        if optimizer.get_config() != start:
             raise ValueError(f"resume: optimizer {optimizer!r} differs from the checkpoint's "
-                             f"{saved.optimizer!r}")
+                             f"{optimizers.get(start)!r}")
         optimizer.state = saved.optimizer.state
         optimizer.steps = saved.optimizer.steps
+        optimizer.lr = saved.optimizer.lr
     else:
         optimizer = saved.optimizer
     model.params[:] = saved.params
     model.rng.bit_generator.state = saved.rng.bit_generator.state
+    model.dropout_seed = saved.dropout_seed
     model.epoch = saved.epoch
     return optimizer, training
 
@@ -137,18 +142,33 @@ def _history_from(training):
     return history
 
 
-def _save_checkpoint(model, path, epoch, epochs, rng_start, history):
+def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_start, callbacks):
     from .io import save
     training = {"epoch": epoch, "epochs": epochs, "rng_state_start": rng_start,
                 "history": {"epoch": list(history.epoch),
-                            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}}
+                            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}},
+                "optimizer_start": optimizer_start,
+                "callbacks": [{"class": type(cb).__name__, "state": cb.get_state()} for cb in callbacks
+                              if cb.get_state() is not None]}
     save(model, path, training=training)
+
+
+def _restore_callbacks(callbacks, saved):
+    """The checkpoint's callback states (plain JSON), the i-th of a class to the i-th callback of
+    that class given to the resumed fit."""
+    by_class = {}
+    for entry in saved or []:
+        by_class.setdefault(entry["class"], []).append(entry["state"])
+    for cb in callbacks:
+        states = by_class.get(type(cb).__name__)
+        if states:
+            cb.set_state(states.pop(0))
 
 
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         validation_data=None, validation_split=0.0, callbacks=None, verbose=1, n_threads=None,
         checkpoint=None, checkpoint_every=1, resume=None, metrics=None, sample_weight=None,
-        class_weight=None):
+        class_weight=None, distributed=None):
     from . import metrics as _metrics
     metrics = _metrics.check(metrics, model.output)
     X = model.check_X(X)
@@ -175,8 +195,21 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else optimizers.SGD()
     optimizer = optimizers.get(optimizer)
+    optimizer_start = (training or {}).get("optimizer_start") or optimizer.get_config()
     state = optimizer.bind(model.params)
     model.optimizer = optimizer
+    world = None
+    if distributed is not None:
+        if distributed != "mpi":
+            raise ValueError(f"distributed must be None or 'mpi', got {distributed!r}")
+        from . import distributed as _dist
+        world = _dist.World()
+        _dist.start(world, model, X, y_train, batch_size, epochs, optimizer, state)
+        if n_threads is None and model.n_threads is None:
+            n_threads = _dist.threads_per_rank(world)
+        if world.rank != 0:   # rank 0 alone shows progress and writes files
+            verbose, checkpoint = 0, None
+            callbacks = [cb for cb in callbacks if not getattr(cb, "writes_files", False)]
 
     if training is not None:   # replay the validation split from the run's starting RNG state
         rng_now = model.rng.bit_generator.state
@@ -205,6 +238,8 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         for cb in callbacks:
             cb.set_model(model)
             cb.on_train_begin({})
+        if training is not None:
+            _restore_callbacks(callbacks, training.get("callbacks"))
         first_loss = None
         warned = False
         try:
@@ -222,31 +257,40 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         count = min(per_call, n_batches - k)
                         start, stop = k * batch_size, min((k + count) * batch_size, n)
                         t = time.perf_counter()
-                        l, h = train_steps(X, y_train, order, start, stop, batch_size, model.params,
-                                           model.grads, state, hyper, model.meta, model._out_code,
-                                           ws, stats, True, threaded)
+                        if world is None:
+                            l, h = train_steps(X, y_train, order, start, stop, batch_size, model.params,
+                                               model.grads, state, hyper, model.meta, model._out_code,
+                                               ws, stats, True, threaded)
+                        else:
+                            l, h = _dist.run_steps(world, X, y_train, order, start, stop, batch_size,
+                                                   model, state, hyper, ws, stats, threaded)
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
                         loss_sum += l
+                        seen = stop - start if world is None else max(world.last_rows, 1)
                         if first_loss is None:   # loss of the untrained model's first batches
-                            first_loss = l / (stop - start)
+                            first_loss = l / seen
                         hits += h
                         k += count
-                        progress.batches(count, l / (stop - start))
+                        progress.batches(count, l / seen)
                         per_call = max(1, min(4096, int(_SECONDS_PER_CALL * count / max(seconds, 1e-9))))
                 except KeyboardInterrupt:
+                    if world is not None:   # the ranks stop at different steps: stop them all
+                        world.abort("interrupted")
                     optimizer.sync(hyper)  # the steps that completed are counted
                     progress.close()
                     history.interrupted = True
                     print(f"\nTraining interrupted during epoch {epoch + 1}; the model keeps the "
                           "weights of the last completed step.", file=sys.stderr)
                     break
+                if world is not None:   # this rank's samples so far: now all ranks'
+                    loss_sum, hits = _dist.add_up(world, loss_sum, hits)
                 seconds = time.perf_counter() - t0
                 logs = {"loss": loss_sum / n}
                 if classify:
                     logs["accuracy"] = hits / n
                 if val is not None:
-                    ev = model._evaluate_rows(*val)
+                    ev = model._evaluate_rows(*val) if world is None else _dist.evaluate_rows(world, model, *val)
                     logs.update({"val_" + key: value for key, value in ev.items()})
                 if metrics:   # a pass of predictions over the training (and validation) rows
                     logs.update(_metrics.compute(metrics, model.predict(X[train_rows]), y[train_rows], model.output))
@@ -276,9 +320,14 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     cb.on_epoch_end(epoch, logs)
                 if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0
                                                or epoch + 1 == epochs or model.stop_training):
-                    _save_checkpoint(model, checkpoint, epoch + 1, epochs, rng_start, history)
+                    _save_checkpoint(model, checkpoint, epoch + 1, epochs, rng_start, history, optimizer_start,
+                                     callbacks)
                 if model.stop_training:
                     break
+        except BaseException as exc:
+            if world is not None and world.size > 1:   # never leave the other ranks waiting
+                world.abort(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             progress.close()
             for cb in callbacks:

@@ -9,6 +9,11 @@ optimizer update over the whole parameter buffer.  Reports the median of --repea
 in microseconds and GFLOP/s.
 
     python scripts/bench_kernels.py --configs M,L --dtype float32 --threads 2
+
+``--dropout 0.2`` also times whole training steps of each configuration with dropout 0.2
+on every hidden layer against none, and prints the cost of dropout per step (the mask
+pass after each hidden layer's forward product, the masked delta epilogue).
+``--only-steps`` skips the per-kernel table (with --dropout or --awkward).
 """
 import argparse
 import os
@@ -24,6 +29,10 @@ p.add_argument("--awkward", action="store_true",
                help="also time whole training steps on awkward widths (100-37-13, batch 77) "
                     "against the nearest tile-friendly ones (widths multiples of NR = 16, batch of "
                     "MR = 6: 96-32-16, batch 78)")
+p.add_argument("--dropout", type=float, default=None, metavar="P",
+               help="also time whole training steps with dropout P on the hidden layers against "
+                    "none, per configuration: the cost of dropout per step")
+p.add_argument("--only-steps", action="store_true", help="skip the per-kernel table")
 args = p.parse_args()
 os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
 
@@ -149,10 +158,10 @@ def main():
               f"   -> {b / total:,.0f} samples/s")
 
 
-def step_gflops(sizes, b, dt, repeat):
-    """GFLOP/s of whole training steps (forward, loss, backward, SGD update) at batch b."""
+def step_seconds(sizes, b, dt, repeat, dropout=0.0):
+    """Seconds per whole training step (forward, loss, backward, SGD update) at batch b."""
     from fastbp.kernels.step import threading_for, train_steps
-    model = fastbp.MLP(sizes, dtype=dt, seed=0)
+    model = fastbp.MLP(sizes, dtype=dt, seed=0, dropout=dropout)
     n = b * 64
     X = np.random.default_rng(0).random((n, sizes[0])).astype(dt)
     y = model.check_y(np.arange(n) % sizes[-1], n)
@@ -162,9 +171,14 @@ def step_gflops(sizes, b, dt, repeat):
     hyper = np.zeros(HYPER_SIZE)
     opt.set_hyper(hyper)
     order = np.arange(n, dtype=np.int64)
-    t = timeit(lambda: train_steps(X, y, order, 0, n, b, model.params, model.grads, state, hyper,
-                                   model.meta, model._out_code, ws, stats, True, threading_for(model.meta, b)),
-               repeat) / 64
+    return timeit(lambda: train_steps(X, y, order, 0, n, b, model.params, model.grads, state, hyper,
+                                      model.meta, model._out_code, ws, stats, True, threading_for(model.meta, b)),
+                  repeat) / 64
+
+
+def step_gflops(sizes, b, dt, repeat):
+    """GFLOP/s of whole training steps (forward, loss, backward, SGD update) at batch b."""
+    t = step_seconds(sizes, b, dt, repeat)
     pairs = list(zip(sizes[:-1], sizes[1:]))
     flops = b * (4 * sum(i * o for i, o in pairs) + 2 * sum(i * o for i, o in pairs[1:]))
     return flops / t / 1e9
@@ -182,7 +196,30 @@ def awkward(dt, repeat):
     print(f"awkward / nearest tile-friendly (96-32-16 @ 78): {rates[0] / rates[1]:.2f}")
 
 
+def dropout_cost(p, dt, repeat):
+    """Whole training steps of each configuration with dropout p on the hidden layers
+    against none; steps alternate between the two models so drift hits both alike."""
+    print(f"\ndropout {p:g} on every hidden layer, whole training steps, {np.dtype(dt).name}, "
+          f"threads {fastbp.get_num_threads()}")
+    print(f"{'config':6} {'batch':>6} {'none us':>10} {'dropout us':>11} {'cost us':>9} {'cost':>7}")
+    for cfg in args.configs.split(","):
+        sizes, b, _ = CONFIGS[cfg]
+        plain, dropped = [], []
+        for _ in range(3):
+            plain.append(step_seconds(sizes, b, dt, repeat))
+            dropped.append(step_seconds(sizes, b, dt, repeat, dropout=p))
+        t0, t1 = float(np.median(plain)), float(np.median(dropped))
+        print(f"{cfg:6} {b:6} {t0 * 1e6:10.1f} {t1 * 1e6:11.1f} {(t1 - t0) * 1e6:9.1f} {(t1 / t0 - 1):7.1%}")
+
+
 if __name__ == "__main__":
-    main()
+    if not args.only_steps:
+        main()
+    else:
+        fastbp.set_num_threads(min(args.threads, fastbp._threads.max_threads()))
     if args.awkward:
         awkward(args.dtype, args.repeat)
+    if args.dropout is not None:
+        if not 0 < args.dropout < 1:
+            p.error(f"--dropout must be in (0, 1), got {args.dropout}")
+        dropout_cost(args.dropout, args.dtype, args.repeat)

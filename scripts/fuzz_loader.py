@@ -168,7 +168,11 @@ def named_cases(parts):
                            ("activation", ["relu"] * 9), ("output", None), ("seed", -1),
                            ("seed", 1.5)):
             cases[f"config.{key}={value!r}"] = set_path(h, ("config", key), value)
+        for value in (1.5, "x", [0.1] * 9, [None], -0.1):
+            cases[f"config.dropout={value!r}"] = set_path(h, ("config", "dropout"), value)
         cases["no config"] = set_path(h, ("config",), None, delete=True)
+    for value in (-1, "x", 2 ** 64, 1.5, []):
+        cases[f"dropout_seed={value!r}"] = set_path(h, ("dropout_seed",), value)
     for value in ("x", math.inf, -1, 2 ** 70, [], 1.5, True):
         cases[f"epoch={value!r}"] = set_path(h, ("epoch",), value)
     if isinstance(h.get("optimizer"), dict):
@@ -184,7 +188,9 @@ def named_cases(parts):
     if isinstance(h.get("training"), dict):
         for key, value in (("epoch", "x"), ("epoch", 99), ("epochs", -1), ("rng_state_start", {}),
                            ("history", []), ("history", {"history": {"loss": ["x"]}}),
-                           ("history", {"epoch": "x"})):
+                           ("history", {"epoch": "x"}), ("optimizer_start", {"name": "rmsprop"}),
+                           ("optimizer_start", []), ("callbacks", {}), ("callbacks", [{"class": 5}]),
+                           ("callbacks", [{"class": "ReduceLROnPlateau", "state": []}])):
             cases[f"training.{key}={value!r}"] = set_path(h, ("training", key), value)
     if isinstance(h.get("estimator"), dict):
         for key, value in (("class", "Pipeline"), ("params", []), ("params", {"bogus": 1}),
@@ -319,6 +325,15 @@ def random_case(rng, data, parts, regs):
 
 
 # -- the base files --------------------------------------------------------------------------
+def _stateful_callback():
+    import fastbp
+
+    class ReduceLROnPlateau(fastbp.Callback):   # a callback state as a run mid-way keeps it
+        def get_state(self):
+            return {"wait": 1, "best": 0.6}
+    return ReduceLROnPlateau()
+
+
 def make_bases(folder):
     """Write the six valid files; return {base: path}."""
     import warnings
@@ -334,13 +349,14 @@ def make_bases(folder):
     m.optimizer.steps, m.epoch = 7, 3
     m.save(paths["mlp"])
     c = fastbp.MLP([5, 4, 4, 2], activation=["relu", "sigmoid"], output="sigmoid",
-                   dtype="float64", seed=2)
+                   dtype="float64", seed=2, dropout=[0.2, 0.0])
     c.optimizer = fastbp.SGD(lr=0.1, momentum=0.9, nesterov=True)
     c.optimizer.bind(c.params)
     h = History()
     h.epoch = [0, 1]
     h.history = {"loss": [0.7, 0.6], "accuracy": [0.5, 0.6], "val_loss": [0.8, float("inf")]}
-    trainer._save_checkpoint(c, paths["checkpoint"], 2, 5, c.rng.bit_generator.state, h)
+    trainer._save_checkpoint(c, paths["checkpoint"], 2, 5, c.rng.bit_generator.state, h,
+                             c.optimizer.get_config(), [_stateful_callback()])
     t = fastbp.MLP([4, 3, 3], seed=3)
     t.classes_ = np.array(["setosa", "versicolor", "virginica"])
     t.input_mean, t.input_std = rng.standard_normal(4), rng.uniform(0.5, 2, 4)

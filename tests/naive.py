@@ -54,12 +54,39 @@ def output_and_loss(z, y, output):
     return z, loss, 2 * (z - t) / (n * k), 0.0
 
 
-def network_gradients(x, y, weights, biases, activation, output):
-    """Forward and backward through the whole network by the chain rule, layer by layer."""
+def _splitmix(z):
+    """splitmix64's finaliser, on uint64 arrays (wrapping arithmetic)."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(seed, layer, step, b, n, p):
+    """The keep mask (b, n) of hidden layer `layer` in step `step` (fastbp/kernels/dropout.py):
+    element i*n+j of a splitmix64 stream keyed by (seed, layer, step), its top 53 bits
+    compared with round(p 2^53)."""
+    g = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        key = _splitmix(_splitmix(np.uint64(seed)) + np.uint64(layer + 1) * g)
+        base = _splitmix(key + np.uint64(step + 1) * g)
+        u = _splitmix(base + np.arange(1, b * n + 1, dtype=np.uint64) * g)
+    return ((u >> np.uint64(11)) >= np.uint64(round(p * 2.0 ** 53))).reshape(b, n)
+
+
+def network_gradients(x, y, weights, biases, activation, output, masks=None, rates=None):
+    """Forward and backward through the whole network by the chain rule, layer by layer.
+    With dropout, masks[l] (b, n_l) keeps units of hidden layer l, scaled by 1 / (1 - rates[l])."""
     acts = [x.astype(np.float64)]
+    pre = []                                        # hidden outputs before dropout
     for l, (w, b) in enumerate(zip(weights, biases)):
         act = "identity" if l == len(weights) - 1 else activation
         acts.append(dense_forward(acts[-1], w, b, act))
+        if l < len(weights) - 1:
+            pre.append(acts[-1])
+            if masks is not None:
+                acts[-1] = acts[-1] * masks[l] / (1.0 - rates[l])
     out, loss, dz, hits = output_and_loss(acts[-1], y, output)
     dws, dbs = [None] * len(weights), [None] * len(weights)
     for l in range(len(weights) - 1, -1, -1):
@@ -67,7 +94,9 @@ def network_gradients(x, y, weights, biases, activation, output):
         dbs[l] = dz.sum(axis=0)                     # db = sum over the batch of dz
         if l > 0:
             da = dz @ weights[l].astype(np.float64)  # da_in = dz W
-            dz = da * derivative_from_output(acts[l], activation)
+            dz = da * derivative_from_output(pre[l - 1], activation)
+            if masks is not None:
+                dz = dz * masks[l - 1] / (1.0 - rates[l - 1])
     return out, loss, dws, dbs, hits
 
 

@@ -68,8 +68,14 @@ def test_from_torch_module_built_in_torch():
     with torch.no_grad():
         expected = module(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(model.predict(X), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="module\\[1\\] is a Dropout"):
-        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2)))
+    # a Dropout right after a Linear: an identity activation with dropout (test_dropout.py has more)
+    assert fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2))).dropout == [0.5]
+    with pytest.raises(ValueError, match="Dropout after the last Linear layer is not supported"):
+        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)))
+    with pytest.raises(ValueError, match=r"module\[2\] \(Dropout\) must follow a Linear layer"):
+        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Dropout(0.5), nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match=r"module\[1\] is a BatchNorm1d"):
+        fastbp.from_torch(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 2)))
     with pytest.raises(TypeError, match="must be a torch.nn.Sequential"):
         fastbp.from_torch(nn.Linear(2, 2))
 
@@ -118,3 +124,24 @@ def test_cli_export_and_estimator_to_onnx(tmp_path, trained, capsys):
         None, {"X": Xd[300:400].astype(np.float32)})
     np.testing.assert_allclose(p, clf.predict_proba(Xd[300:400]), atol=1e-5)
     assert (clf.classes_[p.argmax(1)] == clf.predict(Xd[300:400])).all()
+
+
+def test_exports_of_a_standardised_model_take_raw_features(tmp_path, trained):
+    """A model carrying input_mean/input_std (fastbp train --standardize) predicts on raw
+    features; its torch module (scaling folded into the first Linear) and its ONNX graph
+    (Sub, Div in front) must too."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'fastbp[interop]')")
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install 'fastbp[interop]')")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'fastbp[interop]')")
+    model, X = trained
+    scaled = fastbp.MLP.from_state_dict(model.state_dict(), activation="tanh")
+    scaled.input_mean = X.mean(axis=0, dtype=np.float64) + 1.0
+    scaled.input_std = X.std(axis=0, dtype=np.float64) + 0.5
+    expected = scaled.predict(X)
+    assert not np.allclose(expected, model.predict(X), atol=1e-3)   # the scaling matters
+    with torch.no_grad():
+        p_torch = scaled.to_torch()(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(p_torch, expected, atol=1e-6)
+    scaled.export_onnx(tmp_path / "s.onnx")
+    (y,) = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"]).run(None, {"X": X})
+    np.testing.assert_allclose(y, expected, atol=1e-5)

@@ -13,8 +13,8 @@ from fastbp import _config, _isa
 LEVELS = list(_isa.LEVEL_NAMES)
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
-# Trains a few networks (every activation, both dtypes, a threaded product whose reduction
-# crosses a k block at every level) and prints the level, a hash of the weights, the
+# Trains a few networks (every activation, both dtypes, dropout with a per-step schedule, a
+# threaded product whose reduction crosses a k block at every level) and prints the level, a hash of the weights, the
 # losses, and the fused multiply-adds of train_steps' machine code by register width.
 _WORKLOAD = r"""
 import hashlib, json, re
@@ -30,6 +30,11 @@ for dtype in ("float32", "float64"):
         m = fastbp.MLP([37, 33, 5], activation=act, dtype=dtype, seed=1)
         h = m.fit(X, y, epochs=2, batch_size=64, optimizer=fastbp.Adam(1e-2), verbose=0)
         out["runs"].append([dtype, act, hashlib.sha256(m.params.tobytes()).hexdigest(), h.history["loss"]])
+    # dropout's masks and masked deltas, and a per-step schedule evaluated in the compiled loop
+    m = fastbp.MLP([37, 33, 5], activation="tanh", dtype=dtype, seed=1, dropout=0.3)
+    sched = fastbp.CosineDecay(1e-2, epochs=8, warmup_epochs=2, unit="step")
+    h = m.fit(X, y, epochs=2, batch_size=64, optimizer=fastbp.Adam(sched), verbose=0)
+    out["runs"].append([dtype, "dropout", hashlib.sha256(m.params.tobytes()).hexdigest(), h.history["loss"]])
     X = rng.standard_normal((300, 600)).astype(dtype); y = rng.integers(0, 10, 300)
     m = fastbp.MLP([600, 70, 10], dtype=dtype, seed=1)
     h = m.fit(X, y, epochs=1, batch_size=150, optimizer=fastbp.SGD(0.1, momentum=0.9), verbose=0)
@@ -82,7 +87,7 @@ def test_host_decides_and_fastbp_isa_forces():
 def test_every_level_gives_the_same_weights_bit_for_bit(runs):
     assert [runs[lv]["level"] for lv in LEVELS] == LEVELS
     ref = runs[LEVELS[0]]["runs"]
-    assert len(ref) == 8
+    assert len(ref) == 10   # 5 networks (one with dropout and a per-step schedule) in each of 2 dtypes
     for level in LEVELS[1:]:
         for got, want in zip(runs[level]["runs"], ref):
             assert got == want, f"{level} differs from {LEVELS[0]} on {want[:2]}"
@@ -110,7 +115,7 @@ def test_kernel_gradient_and_training_tests_pass_at_level(level, caches, runs):
     results themselves, again under each level this process does not run (after `runs`,
     whose compiles they reuse).  (The rest of test_training checks the Python layer.)"""
     files = [os.path.join(TESTS, f) for f in ("test_kernels.py", "test_simd.py", "test_gradients.py",
-                                              "test_training.py")]
+                                              "test_training.py", "test_dropout.py", "test_schedules.py")]
     pick = "not test_training or same_seed or tiny_network or partial_batch or predict_matches or digits_reaches"
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", pick, *files],
                        env=_env(level, caches[level]), capture_output=True, text=True, timeout=1200, cwd=TESTS)

@@ -68,6 +68,24 @@ def test_2_3_5_string_labels_stored_scaling_and_held_out(tmp_path, digits_csv):
     assert f"accuracy: {held}" in r.stdout and "samples: 359" in r.stdout
     m = fastbp.load(model)                                           # and kept for Python
     assert list(m.classes_) == sorted(NAMES) and m.input_mean.shape == (64,)
+    # 3: the loaded model scales raw features itself, as training did: the held-out
+    # accuracy again from Python, and the same outputs as scaling by hand without it
+    X, y = fastbp.load_digits()
+    X = np.round(X, 4)                           # the CSV's 4 decimals
+    lab = np.searchsorted(m.classes_, NAMES[y])
+    rows = m.held_out_rows
+    assert f"{m.evaluate(X[rows], lab[rows], metrics=['f1'])['accuracy']:.4f}" == held
+    by_hand = (X[rows] - m.input_mean) / m.input_std
+    p = m.predict(X[rows])
+    m.input_mean = m.input_std = None
+    np.testing.assert_array_equal(p, m.predict(by_hand))
+    assert not np.array_equal(p, m.predict(X[rows]))                 # scaling mattered
+    # --standardize-from replaces the stored scaling (once, not on top of it)
+    r = run("evaluate", "--held-out", "--standardize-from", digits_csv, model, digits_csv)
+    assert r.returncode == 0, r.stderr
+    std = X.std(axis=0, dtype=np.float64)
+    m.input_mean, m.input_std = X.mean(axis=0, dtype=np.float64), np.where(std == 0, 1, std)
+    assert f"accuracy: {m.evaluate(X[rows], lab[rows])['accuracy']:.4f}" in r.stdout
 
 
 def test_2_integer_labels_come_back_and_float_targets_are_refused(tmp_path):

@@ -13,6 +13,9 @@ from .vexp import exp
 
 IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
 CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
+# Not an activation: the delta product of a layer under dropout multiplies by its ref, which
+# holds f'(a) / (1 - p) or 0 already (kernels/dropout.py).
+MASKED = 4
 
 
 @njit(**INLINE_JIT)

@@ -35,7 +35,7 @@ from numba.np.ufunc.parallel import _launch_threads
 
 from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, VEC_BYTES
 from . import CompiledOnly, jit
-from .activations import IDENTITY, RELU, SIGMOID, TANH, activate, derivative, sigmoid
+from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
 from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vstore, vstore_block, vtranspose
 
@@ -44,6 +44,7 @@ from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vstore
 EPI_NONE = np.int64(0)      # c = a b
 EPI_BIAS_ACT = np.int64(1)  # c = f(a b + bias)          forward of a dense layer
 EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev),
+                            #                             (act MASKED: c = (a b) * ref, kernels/dropout.py)
                             #                             and pa = c^T packed (see gemm)
 EPI_A_SUMS = np.int64(3)    # c = a b, bias = row sums of a   weight gradient and bias gradient: dW = dz^T a_in,
                             #                                 db = sum over the batch of dz
@@ -216,6 +217,9 @@ def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
             elif act == TANH:
                 for j in range(row.shape[0]):
                     row[j] = row[j] * derivative(a[j], TANH, one)             # dz = da * f'(z)
+            elif act == MASKED:                                                # dropout: ref = f'(a) m / (1 - p)
+                for j in range(row.shape[0]):
+                    row[j] = row[j] * a[j]
             else:                                                              # ReLU
                 for j in range(row.shape[0]):
                     row[j] = row[j] * derivative(a[j], RELU, one)

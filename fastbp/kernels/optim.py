@@ -8,9 +8,13 @@ biases, as scikit-learn's ``alpha``: ``train_step`` adds ``l2_weights * W`` to e
 gradient before the update and writes ``sum(W**2)`` (the weights before the update) into
 ``sum_sq_weights`` (output).  The optimizers leave both at 0, which turns the term off.
 ``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
+``hyper[SCHEDULE]`` (0: none) and the four numbers after it: a learning-rate schedule
+evaluated before each counted step from the step count (``schedule_lr``); the optimizers
+write them when their lr is a schedule with unit="step" (callbacks.py).
 """
 import math
 
+import numpy as np
 from numba import njit
 
 from .._config import INLINE_JIT, KERNEL_JIT
@@ -18,9 +22,12 @@ from . import jit
 from .simd import vector_width
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 13
+HYPER_SIZE = 19
 STEPS = 10  # index of the step count in hyper
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
+SCHEDULE = 13  # the schedule's code; its numbers are hyper[SCHEDULE + 1 : SCHEDULE + 5]
+FIRST_ROW = 18  # the minibatch row of a data-parallel shard's first row (dropout masks)
+NO_SCHEDULE, STEP_DECAY, EXPONENTIAL_DECAY, COSINE_DECAY = 0, 1, 2, 3
 
 _JIT = KERNEL_JIT
 
@@ -33,6 +40,29 @@ def advance(hyper):
         t = hyper[STEPS]
         hyper[8] = hyper[1] / (1.0 - hyper[5] ** t)   # step_size = lr / bias_correction1
         hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
+
+
+# Without fast-math, and compiled on its own (inline="always" would take the caller's
+# flags): the same operations in the same order as the schedules' Python __call__
+# (callbacks.py), so the lr of every step is bit for bit the one Python computes.
+@jit(**dict(_JIT, fastmath=False))
+def schedule_lr(hyper):
+    """The lr of the next step, t = hyper[STEPS] steps done: the formula hyper[SCHEDULE] of
+    callbacks.py's StepDecay, ExponentialDecay or CosineDecay (unit="step")."""
+    kind = int(hyper[SCHEDULE])
+    t = np.int64(hyper[STEPS])
+    lr0, a, b, c = hyper[SCHEDULE + 1], hyper[SCHEDULE + 2], hyper[SCHEDULE + 3], hyper[SCHEDULE + 4]
+    if kind == STEP_DECAY:                 # a = step_size, b = factor
+        return lr0 * b ** float(t // np.int64(a))
+    if kind == EXPONENTIAL_DECAY:          # a = gamma
+        return lr0 * a ** float(t)
+    if kind == COSINE_DECAY:               # a = steps, b = warm-up steps, c = min_lr
+        n, w = np.int64(a), np.int64(b)
+        if t < w:
+            return lr0 * float(t + 1) / float(w + 1)
+        x = min(1.0, float(t - w) / float(n - w))
+        return c + 0.5 * (lr0 - c) * (1.0 + math.cos(math.pi * x))
+    return hyper[1]
 
 
 # Serial: the update streams params, grads (and state) once, at memory speed, and a second

@@ -1,13 +1,15 @@
 """One compiled call per minibatch: forward, loss, backward and the optimizer update.
 
 The network is described by ``meta`` (int64, one row per layer):
-``[n_in, n_out, weight_offset, bias_offset, activation_code]``.  Layer l's weight is
+``[n_in, n_out, weight_offset, bias_offset, activation_code, drop_threshold, drop_key]``
+(the last two: dropout on the layer's output in training steps, kernels/dropout.py;
+threshold 0 = none, as on the output layer).  Layer l's weight is
 ``params[w_off : w_off + n_out * n_in]`` viewed as (n_out, n_in), its bias
 ``params[b_off : b_off + n_out]``; gradients use the same offsets in ``grads``.
 
 Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
 the current batch size b, so the last, smaller minibatch needs nothing new:
-    ws = (acts, dz_a, dz_b, pa, pb, px)
+    ws = (acts, dz_a, dz_b, pa, pb, px, dm)
     acts: a_1 ... a_L (b, n_l), the layers' outputs, one after another.  a_0, the
           minibatch x[idx], is never copied: the products that use it read the rows of x
           through idx (gemm's a_rows), and layer 0's forward packs them into px for dW_0.
@@ -17,6 +19,8 @@ the current batch size b, so the last, smaller minibatch needs nothing new:
           gradient that uses it next (EPI_PACKED_A_SUMS)
     px: x[idx] packed by layer 0's forward for dW_0 (EPI_BIAS_ACT_KEEP_A), in training
           steps (train_steps)
+    dm:   laid out as acts: f'(a_l) / (1 - p_l) or 0 for the layers under dropout
+          (kernels/dropout.py), read by the delta products; one element when no layer has dropout
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
 import numpy as np
@@ -24,11 +28,12 @@ from numba import njit
 
 from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT, SERIAL_FLOPS
 from . import jit
-from .activations import IDENTITY
+from .activations import IDENTITY, MASKED
+from .dropout import DROP_KEY, DROP_THRESHOLD, dropout
 from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
                    SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
-from .optim import L2_WEIGHTS, SUM_SQ_WEIGHTS, advance, update
+from .optim import FIRST_ROW, L2_WEIGHTS, SCHEDULE, STEPS, SUM_SQ_WEIGHTS, advance, schedule_lr, update
 from .simd import vector_width
 
 _JIT = KERNEL_JIT
@@ -37,6 +42,7 @@ _JIT = KERNEL_JIT
 # train_steps were seen to load the wrong machine code (a segfault in a new process).
 NO_ACT = np.int64(IDENTITY)
 NO_COUNT = np.bool_(False)
+MASK_REF = np.int64(MASKED)
 
 
 def threading_for(meta, b):
@@ -51,10 +57,12 @@ def threading_for(meta, b):
 # forward and backward are inlined into the entry points: as functions of their own, each
 # was another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
-def forward(x, idx, params, meta, ws, kept, threaded):
+def forward(x, idx, params, meta, ws, kept, threaded, step=0, row0=0):
     """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
     last layer's z (its f is identity).  Unless kept (train_steps) is empty, x[idx] is also
-    packed into it, for backward's dW_0."""
+    packed into it, for backward's dW_0, and the hidden layers with dropout drop units
+    with the masks of step ``step``, idx[0] being row ``row0`` of the step's minibatch
+    (kernels/dropout.py); predict and evaluate pass an empty kept: no dropout."""
     acts, pa, pb = ws[0], ws[3], ws[4]
     b = idx.shape[0]
     all_rows = idx[:0]               # empty: every row of the operand, in order
@@ -74,6 +82,9 @@ def forward(x, idx, params, meta, ws, kept, threaded):
         ref = kept.reshape((b, kept.shape[0] // b)) if keep else a_out
         gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, ref, EPI_BIAS_ACT_KEEP_A if keep else EPI_BIAS_ACT,
              act, rows, threaded)
+        if meta[l, DROP_THRESHOLD] > 0 and kept.shape[0] > 0:   # training, and dropout on
+            dm = ws[6][off : off + b * n_out].reshape((b, n_out))
+            dropout(a_out, dm, act, meta[l, DROP_THRESHOLD], meta[l, DROP_KEY], step, row0, threaded)
         off += b * n_out
     n_last = meta[meta.shape[0] - 1, 1]
     return acts[off - b * n_last : off].reshape((b, n_last))
@@ -110,7 +121,10 @@ def backward(x, idx, params, grads, meta, ws, dz, kept, threaded):
             w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
             nxt = dz_b if dz_in_a else dz_a
             dz_prev = nxt[: b * n_in].reshape((b, n_in))
-            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, a_in, EPI_DACT, meta[l - 1, 4],
+            ref, act = a_in, meta[l - 1, 4]
+            if meta[l - 1, DROP_THRESHOLD] > 0:   # f'(a_in) m / (1 - p), kept by forward
+                ref, act = ws[6][off - b * n_in : off].reshape((b, n_in)), MASK_REF
+            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, ref, EPI_DACT, act,
                  all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
             dz = dz_prev
             dz_in_a = not dz_in_a
@@ -137,7 +151,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
     loss, backward and the optimizer update.  One compiled call for many small steps keeps
     Python's dispatch cost out of the loop.  ``count_steps``: count each step in
-    hyper[STEPS] (and derive Adam's bias corrections) first.  Returns (loss sum, hits) of
+    hyper[STEPS] (and derive Adam's bias corrections) first, after setting the lr from a
+    per-step schedule when hyper[SCHEDULE] names one.  Returns (loss sum, hits) of
     the data term over all their samples; an L2 term on the weights is added when
     hyper[L2_WEIGHTS] != 0 (optim.py).  ``threaded``: threading_for(meta, batch_size)."""
     vector_width()   # (kernels/simd.py: loops inlined here vectorise at the level's width)
@@ -146,6 +161,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     hits = 0.0
     for s in range(start, stop, batch_size):
         if count_steps:
+            if hyper[SCHEDULE] != 0:          # a per-step lr schedule (optim.py)
+                hyper[1] = schedule_lr(hyper)
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
@@ -154,7 +171,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
         if ws[5].shape[0] < size:
             raise ValueError("workspace px is too small for the minibatch's x[idx]")
         kept = ws[5][:size]
-        z = forward(x, idx, params, meta, ws, kept, threaded)
+        z = forward(x, idx, params, meta, ws, kept, threaded, np.int64(hyper[STEPS]),
+                    np.int64(hyper[FIRST_ROW]))
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
         l, h = output_loss(z, y, idx, dz, stats, out_code)
         backward(x, idx, params, grads, meta, ws, dz, kept, threaded)
@@ -196,3 +214,15 @@ def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):
             out[r, j] = z[r, j]
+
+
+@njit(**ENTRY_JIT)
+def update_step(params, grads, state, hyper):
+    """Count one step and apply the optimizer to ``grads`` as they are: the second half of
+    a data-parallel step, whose gradients were added up across processes in between
+    (distributed.py)."""
+    vector_width()
+    if hyper[SCHEDULE] != 0:          # as train_steps: the lr of a per-step schedule first
+        hyper[1] = schedule_lr(hyper)
+    advance(hyper)
+    update(params, grads, state, hyper)

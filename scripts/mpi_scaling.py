@@ -1,0 +1,79 @@
+"""Scale-out on one machine: 1 process x 2 threads against 2 MPI ranks x 1 thread.
+
+    python scripts/mpi_scaling.py [--configs M,L] [--rounds 5] [--epochs 2]
+
+Each round runs both set-ups as fresh processes, interleaved, on random data of the
+benchmark configuration's shape (benchmarks/common.py), float32; each reports samples/s
+of its last epoch (the first includes loading the compile cache).  Prints the median over
+rounds, the ratio, and the bytes all-gathered per step against the compute per step.
+Run it on an otherwise idle machine.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks.common import CONFIGS  # noqa: E402
+
+WORKER = r"""
+import json, sys, time
+import numpy as np
+import fastbp
+sizes, batch, n, epochs, dist = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+X = rng.standard_normal((n, sizes[0]), dtype=np.float32)
+y = rng.integers(0, sizes[-1], n)
+model = fastbp.MLP(list(sizes), activation="relu", seed=0, n_threads=None if dist else 2)
+h = model.fit(X, y, epochs=epochs, batch_size=batch, optimizer=fastbp.SGD(lr=0.01), verbose=0,
+              distributed="mpi" if dist else None)
+rank = 0
+if dist:
+    from mpi4py import MPI
+    rank = MPI.COMM_WORLD.Get_rank()
+if rank == 0:
+    print("RESULT", h.history["samples_per_second"][-1], flush=True)
+"""
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{r.stderr[-2000:]}")
+    return float(next(s for s in r.stdout.splitlines() if s.startswith("RESULT")).split()[1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", default="M,L")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=2)
+    args = p.parse_args()
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        raise SystemExit("no mpiexec: pip install 'fastbp[mpi]'")
+    import fastbp
+    print(f"fastbp {fastbp.__version__}; CPU: see `fastbp info`; {os.cpu_count()} CPUs; float32, "
+          f"relu, SGD; median of {args.rounds} interleaved rounds")
+    print(f"{'config':6} {'1 x 2 threads':>14} {'2 ranks x 1':>12} {'ratio':>6} "
+          f"{'bytes/step':>11} {'MFLOP/step':>11}")
+    for cfg in args.configs.split(","):
+        sizes, batch, n = CONFIGS[cfg]
+        job = json.dumps([sizes, batch, n, args.epochs, False])
+        job_mpi = json.dumps([sizes, batch, n, args.epochs, True])
+        one, two = [], []
+        for _ in range(args.rounds):
+            one.append(run([sys.executable, "-c", WORKER, job]))
+            two.append(run([mpiexec, "-n", "2", sys.executable, "-c", WORKER, job_mpi]))
+        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # fwd + 2 bwd products
+        a, b = statistics.median(one), statistics.median(two)
+        print(f"{cfg:6} {a:>14,.0f} {b:>12,.0f} {b / a:>6.2f} {params * 4:>11,} {flops / 1e6:>11,.0f}")
+
+
+if __name__ == "__main__":
+    main()
