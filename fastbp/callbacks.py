@@ -116,7 +116,8 @@ class EarlyStopping(Callback):
         return {"wait": self.wait, "best": _finite_or_none(self.best), "best_epoch": self.best_epoch}
 
     def set_state(self, state):
-        self.wait, self.best_epoch = int(state["wait"]), state["best_epoch"]
+        self.wait = int(state["wait"])
+        self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
         self.best = _best_from(state["best"], self.mode)
 
     def on_epoch_end(self, epoch, logs=None):

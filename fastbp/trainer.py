@@ -290,7 +290,15 @@ def _restore_callbacks(callbacks, saved):
     for cb in callbacks:
         states = by_class.get(type(cb).__name__)
         if states:
-            cb.set_state(states.pop(0))
+            try:
+                cb.set_state(states.pop(0))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                if str(exc).startswith("resume:"):   # a state that differs from this run's
+                    raise
+                # a checkpoint is data from elsewhere: a malformed state is the file's fault
+                from .io import ModelFileError
+                raise ModelFileError(f"resume: the checkpoint's state for {type(cb).__name__} is "
+                                     f"not valid ({type(exc).__name__}: {exc})") from None
 
 
 def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,

@@ -335,3 +335,25 @@ def test_mutated_files_give_model_file_error_or_a_model_that_predicts(bases):
         got, message = _outcome(bases[0], base, data)
         assert got in ("ModelFileError", "loaded, predicts"), (base, kind, got, message)
     check()
+
+
+def test_malformed_callback_state_in_a_checkpoint_is_a_model_file_error(tmp_path):
+    """The callbacks' saved counters are data from the file too: a resume with a state of
+    the wrong type is refused by name, not a KeyError/TypeError from inside set_state."""
+    X, y = fastbp.load_digits()
+    X, y = X[:64], y[:64]
+    ckpt = tmp_path / "c.npz"
+    model = fastbp.MLP([64, 32, 10], seed=0)
+    model.fit(X, y, epochs=2, verbose=0, checkpoint=ckpt, callbacks=[fastbp.EarlyStopping("loss", patience=5)])
+    parts = fuzz.members(ckpt.read_bytes())
+    header = fuzz.header_of(parts)
+    entry = header["training"]["callbacks"][0]
+    assert entry["class"] == "EarlyStopping" and entry["state"]["wait"] == 0
+    for bad in ({"wait": "x", "best": None, "best_epoch": None}, {"best": 1.0}, [1, 2]):
+        entry["state"] = bad
+        ckpt.write_bytes(fuzz.build(fuzz.with_header(parts, header)))
+        # (a list is refused by the loader itself; a dict of the wrong shape by the resume)
+        with pytest.raises(fastbp.ModelFileError, match=r"state for EarlyStopping is not valid|"
+                                                        r"callbacks\[0\]\.state must be an object"):
+            fastbp.MLP([64, 32, 10], seed=0).fit(X, y, epochs=3, verbose=0, resume=ckpt,
+                                                  callbacks=[fastbp.EarlyStopping("loss", patience=5)])
