@@ -521,7 +521,8 @@ def _build_model(path, header, arrays):
                     dropout=config.get("dropout", 0.0))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has an invalid model description: {exc}") from None
-    dropout_seed = _field(path, "dropout_seed", header.get("dropout_seed"), "int", 0, _BIG,
+    # the model's seed (bounded as config.seed) or, without one, drawn below 2^63
+    dropout_seed = _field(path, "dropout_seed", header.get("dropout_seed"), "int", 0, 1 << 128,
                           optional=True)
     if dropout_seed is not None:
         model.dropout_seed = dropout_seed

@@ -184,3 +184,12 @@ def test_torch_export_maps_dropout_and_onnx_ignores_it(tmp_path, rng):
     assert "Dropout" not in ops
     out = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["Y"], {"X": X})[0]
     np.testing.assert_allclose(out, model.predict(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [2**63 - 1, 2**100])
+def test_large_dropout_seeds_survive_a_file(tmp_path, seed):
+    """A seed drawn for seed=None lies anywhere below 2^63 (it once failed to load above
+    2^62, half the time); a seed given may be larger still."""
+    model = fastbp.MLP([6, 5, 3], dropout=0.2, seed=seed)
+    model.save(tmp_path / "m.npz")
+    assert fastbp.load(tmp_path / "m.npz").dropout_seed == seed
