@@ -194,7 +194,7 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
     rank holds the same numbers (step_loss, the return value) and takes the same decisions:
     a minibatch whose loss is not finite stops the call before its update on every rank
     (trainer._Guard then acts alike everywhere).  Returns (loss sum, hits) over all ranks."""
-    from .kernels.optim import FIRST_ROW, HYPER_SIZE, L2_WEIGHTS, STEPS
+    from .kernels.optim import FIRST_ROW, HYPER_SIZE, L2_WEIGHTS, STEPS, STOPPED_AT
     from .kernels.step import NO_COUNT, train_steps, update_step
     if hyper[L2_WEIGHTS] != 0.0:
         raise ValueError("distributed training does not take the estimators' L2 term yet")
@@ -202,6 +202,7 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
     one_loss = np.zeros(1, dtype=np.float64)
     total = total_hits = 0.0
     grads = model.grads
+    hyper[STOPPED_AT] = 0.0
     for j, s in enumerate(range(start_row, stop, batch_size)):
         batch = order[s:min(s + batch_size, stop)]
         lo, hi = _shard(world, batch.shape[0])
@@ -215,13 +216,16 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
         loss, hits = add_up(world, loss, hits)
         step_loss[j] = loss
         if not math.isfinite(loss):                # diverged, on every rank alike
+            hyper[STOPPED_AT] = j + 1
             return total + loss, total_hits
         if hi > lo:
             grads *= grads.dtype.type((hi - lo) / batch.shape[0])
         else:                   # a minibatch smaller than the ranks: this rank has no rows
             grads[:] = 0
         world.sum_in_rank_order(grads, f"adding the gradients of step {int(hyper[STEPS]) + 1}")
-        update_step(model.params, grads, state, hyper)
+        if not update_step(model.params, grads, state, hyper):   # its update would diverge
+            hyper[STOPPED_AT] = j + 1
+            return total + math.nan, total_hits
         total += loss
         total_hits += hits
     return total, total_hits

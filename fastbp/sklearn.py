@@ -332,7 +332,7 @@ class _BaseMLP(BaseEstimator):
                         hyper[SUM_SQ_WEIGHTS] = 0.0
                         loss, _, bad = guard.run(lambda start, stop, out: train_step(
                             X, y_core, idx, model.params, model.grads, state, hyper, model.meta,
-                            model._out_code, ws, stats, threaded), 0, b, b, hyper, one_loss)
+                            model._out_code, ws, stats, threaded, out), 0, b, b, hyper, one_loss)
                         if bad is not None:   # the step is not applied, nor counted
                             opt.steps -= 1
                             raise DivergenceError(_divergence_message(self.n_iter_ + 1, s // batch_size + 1,

@@ -149,7 +149,7 @@ def main():
         state = np.zeros((2, n_params), dt)
         hyper = np.zeros(HYPER_SIZE)
         hyper[0], hyper[1] = SGD, 1e-6
-        t = timeit(lambda: update(params, grads, state, hyper), args.repeat)
+        t = timeit(lambda: update(params, grads, state, hyper, True), args.repeat)
         total += t
         print(f"{cfg:6} {f'{n_params} params':>14} {'SGD update':22} {t * 1e6:10.1f}")
         fps = 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:])) * 2 + 2 * sum(

@@ -240,7 +240,7 @@ def _run_update(kind, p, g, state, steps, **h):
             hyper[5], hyper[6], hyper[7] = b1, b2, h["eps"]
             hyper[8] = h["lr"] / (1 - b1 ** t)
             hyper[9] = np.sqrt(1 - b2 ** t)
-        update(p, g[t - 1], state, hyper)
+        update(p, g[t - 1], state, hyper, True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -277,7 +277,7 @@ def test_adam_update_matches_torch_formulas(dtype, size, wd, rng):
 
 def test_no_update_leaves_parameters():
     p = np.arange(5.0)
-    update(p, np.ones(5), np.zeros((2, 5)), np.zeros(O.HYPER_SIZE))
+    update(p, np.ones(5), np.zeros((2, 5)), np.zeros(O.HYPER_SIZE), True)
     np.testing.assert_array_equal(p, np.arange(5.0))
 
 

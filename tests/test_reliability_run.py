@@ -83,31 +83,47 @@ def test_estimators_keep_the_last_finite_weights(digits):
                               dtype="float32", batch_size=32)
     with pytest.raises(fastbp.DivergenceError, match=r"epoch 1, minibatch \d+ of 16") as e:
         est.fit(X, y.astype(float))
-    assert np.isfinite(est._model.params).all() and not math.isfinite(e.value.loss)
+    # (the loss of the refused minibatch: non-finite, or finite with an update that would not be)
+    assert np.isfinite(est._model.params).all()
+    assert not math.isfinite(e.value.loss) or "its update made the weights" in str(e.value)
     assert est._optimizer.steps == e.value.minibatch - 1
 
 
-def test_guard_replays_to_the_step_whose_update_broke_the_weights():
-    """A call whose losses stay finite but whose third update makes a weight infinite: the
-    guard puts back the state after the second, and says so."""
-    params = np.zeros(4)
-    state = np.zeros((2, 4))
+@pytest.mark.parametrize("opt", [fastbp.SGD(lr=1e30), fastbp.SGD(lr=1e30, momentum=0.9),
+                                 fastbp.Adam(lr=1e30)], ids=["sgd", "momentum", "adam"])
+def test_an_update_that_would_overflow_is_refused_before_it_is_applied(opt):
+    """Finite losses, but an update that would make the float32 weights infinite: the
+    compiled loop refuses it (optim.update's check) and stops there, so no copy of the
+    weights is needed to keep the last finite ones."""
+    from fastbp.kernels.optim import STEPS, STOPPED_AT
+    from fastbp.kernels.step import threading_for, train_steps
+    rng = np.random.default_rng(0)
+    model = fastbp.MLP([3, 2], output="identity", dtype="float32", seed=0)
+    X = (rng.standard_normal((8, 3)) * 1e6).astype(np.float32)
+    y = model.check_y(rng.standard_normal((8, 2)) * 1e6, 8)
+    state = opt.bind(model.params)
     hyper = np.zeros(fastbp.kernels.optim.HYPER_SIZE)
-    guard = trainer._Guard(params, state)
-
-    def steps(start, stop, out):   # minibatches of 2 rows: each adds 1 to params, the third inf
-        for j, s in enumerate(range(start, stop, 2)):
-            params[:] += 1.0 if s != 4 else np.inf
-            out[j] = 0.5
-            hyper[10] += 1
-        return 0.5 * len(out), 0.0
-
+    opt.set_hyper(hyper)
+    before = model.params.copy()
+    ws, stats = model.workspace(2)
     step_loss = np.zeros(4)
-    loss, hits, bad = guard.run(steps, 0, 8, 2, hyper, step_loss)
-    assert bad == (2, 0.5) and loss == 1.0
-    assert params.tolist() == [2.0] * 4 and hyper[10] == 2
+    loss, _ = train_steps(X, y, np.arange(8), 0, 8, 2, model.params, model.grads, state, hyper,
+                          model.meta, model._out_code, ws, stats, step_loss, True, threading_for(model.meta, 2))
+    j = int(hyper[STOPPED_AT]) - 1
+    assert j >= 0 and hyper[STEPS] == j                          # refused, and not counted
+    assert math.isfinite(step_loss[j]) and not math.isfinite(loss)   # a finite loss: the update
+    assert np.isfinite(model.params).all() and np.isfinite(state).all()
+    # the weights are those after step j - 1: the same steps run again stop at the same place
+    after = model.params.copy()
+    model.params[:] = before
+    state[:] = 0
+    opt.set_hyper(hyper)
+    if j:
+        train_steps(X, y, np.arange(8), 0, 2 * j, 2, model.params, model.grads, state, hyper,
+                    model.meta, model._out_code, ws, stats, step_loss, True, threading_for(model.meta, 2))
+    np.testing.assert_array_equal(model.params, after)
     assert "its update made the weights or the optimizer state non-finite" in \
-        trainer._divergence_message(1, 3, 4, 0.5, 2)
+        trainer._divergence_message(1, j + 1, 4, step_loss[j], 2)
 
 
 # -- history independent of timing ---------------------------------------------------------

@@ -22,11 +22,12 @@ from . import jit
 from .simd import vector_width
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 19
+HYPER_SIZE = 20
 STEPS = 10  # index of the step count in hyper
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 SCHEDULE = 13  # the schedule's code; its numbers are hyper[SCHEDULE + 1 : SCHEDULE + 5]
 FIRST_ROW = 18  # the minibatch row of a data-parallel shard's first row (dropout masks)
+STOPPED_AT = 19  # set by a compiled call: 1 + the minibatch it stopped before (0: none)
 NO_SCHEDULE, STEP_DECAY, EXPONENTIAL_DECAY, COSINE_DECAY = 0, 1, 2, 3
 
 _JIT = KERNEL_JIT
@@ -71,32 +72,65 @@ def schedule_lr(hyper):
 # parallel loop was one more parallel kernel for Numba to build on the first call.  The
 # loops are written out here rather than in a function per optimizer: each compiled
 # function costs its own compile on the first call.
+# One formula per optimizer, inlined into both loops below: the update, and the check
+# that runs before it (a diverging step is refused before it touches the weights).
+@njit(**INLINE_JIT)
+def _sgd(p, g, buf, lr, momentum, wd, nesterov, plain):
+    """(new p, new momentum buffer) of one element; ``plain``: no momentum (buf unused)."""
+    d = g + wd * p                                # g + weight_decay * p
+    if plain:
+        return p - lr * d, buf                    # p = p - lr (g + weight_decay p)
+    b = momentum * buf + d                        # buf = momentum buf + g  (buf starts at 0)
+    d = d + momentum * b if nesterov else b
+    return p - lr * d, b                          # p = p - lr g
+
+
+@njit(**INLINE_JIT)
+def _adam(p, g, m, v, wd, beta1, beta2, eps, step_size, bc2_sqrt, one):
+    """(new p, m, v) of one element."""
+    d = g + wd * p
+    m = m + (one - beta1) * (d - m)               # m = lerp(m, g, 1 - beta1)
+    v = beta2 * v + (one - beta2) * d * d         # v = beta2 v + (1 - beta2) g^2
+    return p - step_size * (m / (math.sqrt(v) / bc2_sqrt + eps)), m, v
+
+
 @jit(**_JIT)
-def update(params, grads, state, hyper):
-    """One optimizer step, params -= lr * (transformed) grads, element by element."""
+def update(params, grads, state, hyper, apply):
+    """One optimizer step, params -= lr * (transformed) grads, element by element, when
+    ``apply``; otherwise nothing is written and the result says whether every new
+    parameter and state value would be finite: a count of values not below infinity in
+    magnitude (comparisons, which fast-math's reassociation cannot fold away as it can
+    a sum of x - x; no flag here assumes finite values)."""
     vector_width()
     t = params.dtype.type
     kind = int(hyper[0])
     lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
     p, g = params, grads
-    if kind == SGD and momentum == 0:
-        for i in range(p.shape[0]):
-            p[i] = p[i] - lr * (g[i] + wd * p[i])  # p = p - lr (g + weight_decay p)
-    elif kind == SGD:
+    inf = t(np.inf)
+    bad = 0
+    if kind == SGD:
+        plain = momentum == 0
         nesterov = hyper[4] != 0
         buf = state[0]
         for i in range(p.shape[0]):
-            d = g[i] + wd * p[i]                       # g + weight_decay * p
-            buf[i] = momentum * buf[i] + d             # buf = momentum buf + g  (buf starts at 0)
-            d = d + momentum * buf[i] if nesterov else buf[i]
-            p[i] = p[i] - lr * d                       # p = p - lr g
+            q, b = _sgd(p[i], g[i], buf[i], lr, momentum, wd, nesterov, plain)
+            if apply:
+                p[i] = q
+                if not plain:
+                    buf[i] = b
+            else:
+                bad += 0 if abs(q) < inf and abs(b) < inf else 1
     elif kind == ADAM:
         beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
         step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
         one = t(1)
         m, v = state[0], state[1]
         for i in range(p.shape[0]):
-            d = g[i] + wd * p[i]
-            m[i] = m[i] + (one - beta1) * (d - m[i])                  # m = lerp(m, g, 1 - beta1)
-            v[i] = beta2 * v[i] + (one - beta2) * d * d               # v = beta2 v + (1 - beta2) g^2
-            p[i] = p[i] - step_size * (m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps))
+            q, mi, vi = _adam(p[i], g[i], m[i], v[i], wd, beta1, beta2, eps, step_size, bc2_sqrt, one)
+            if apply:
+                p[i] = q
+                m[i] = mi
+                v[i] = vi
+            else:
+                bad += 0 if abs(q) < inf and abs(mi) < inf and abs(vi) < inf else 1
+    return bad == 0

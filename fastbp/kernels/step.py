@@ -33,7 +33,7 @@ from .dropout import DROP_KEY, DROP_THRESHOLD, dropout
 from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
                    SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
-from .optim import FIRST_ROW, L2_WEIGHTS, SCHEDULE, STEPS, SUM_SQ_WEIGHTS, advance, schedule_lr, update
+from .optim import FIRST_ROW, L2_WEIGHTS, SCHEDULE, STEPS, STOPPED_AT, SUM_SQ_WEIGHTS, advance, schedule_lr, update
 from .simd import vector_width
 
 _JIT = KERNEL_JIT
@@ -160,11 +160,15 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     minibatches were grouped into calls.  A minibatch whose loss is not finite stops the
     loop before its backward pass and update (and is not counted in hyper[STEPS]): its
     entry holds the loss, later entries are left as they were, and the returned loss sum
-    includes it, so the caller sees a non-finite sum."""
+    includes it, so the caller sees a non-finite sum.  So does a minibatch whose update
+    would make a weight or the optimizer state non-finite (optim.update's check), with
+    its finite loss in its entry: either way the weights stay those of the last finite
+    step, and hyper[STOPPED_AT] = 1 + the minibatch's index in the call (0 when none)."""
     vector_width()   # (kernels/simd.py: loops inlined here vectorise at the level's width)
     dz_a = ws[1]
     loss = 0.0
     hits = 0.0
+    hyper[STOPPED_AT] = 0.0
     for s in range(start, stop, batch_size):
         if count_steps:
             if hyper[SCHEDULE] != 0:          # a per-step lr schedule (optim.py)
@@ -185,24 +189,31 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
         if not np.isfinite(l):   # diverged: keep this minibatch's update out of the weights
             if count_steps:
                 hyper[STEPS] -= 1
+            hyper[STOPPED_AT] = (s - start) // batch_size + 1
             return loss + l, hits
         backward(x, idx, params, grads, meta, ws, dz, kept, threaded)
         if hyper[L2_WEIGHTS] != 0.0:
             hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
-        update(params, grads, state, hyper)
+        if not update(params, grads, state, hyper, False):   # the update would diverge
+            if count_steps:
+                hyper[STEPS] -= 1
+            hyper[STOPPED_AT] = (s - start) // batch_size + 1
+            return loss + np.nan, hits
+        update(params, grads, state, hyper, True)
         loss += l
         hits += h
     return loss, hits
 
 
-def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats, threaded):
+def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats, threaded, step_loss=None):
     """One minibatch, the rows idx, with the hyper-parameters exactly as given (no step
     counted).  Returns (loss sum, hits).  The compiled train_steps over one minibatch: one
     compiled function for both, so the second costs no compile.  ``threaded``:
-    threading_for(meta, the largest minibatch), worked out once, not per step."""
+    threading_for(meta, the largest minibatch), worked out once, not per step.
+    ``step_loss`` (1,) receives the minibatch's loss, also when the step was refused."""
     b = idx.shape[0]
     return train_steps(x, y, idx, 0, b, max(b, 1), params, grads, state, hyper, meta, out_code,
-                       ws, stats, np.empty(1), NO_COUNT, threaded)
+                       ws, stats, np.empty(1) if step_loss is None else step_loss, NO_COUNT, threaded)
 
 
 @njit(**ENTRY_JIT)
@@ -231,9 +242,14 @@ def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
 def update_step(params, grads, state, hyper):
     """Count one step and apply the optimizer to ``grads`` as they are: the second half of
     a data-parallel step, whose gradients were added up across processes in between
-    (distributed.py)."""
+    (distributed.py).  Returns False, with nothing changed but the lr, when the update
+    would make a weight or the optimizer state non-finite (as train_steps refuses it)."""
     vector_width()
     if hyper[SCHEDULE] != 0:          # as train_steps: the lr of a per-step schedule first
         hyper[1] = schedule_lr(hyper)
     advance(hyper)
-    update(params, grads, state, hyper)
+    if not update(params, grads, state, hyper, False):
+        hyper[STEPS] -= 1
+        return False
+    update(params, grads, state, hyper, True)
+    return True
