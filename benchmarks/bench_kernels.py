@@ -131,10 +131,10 @@ class OptimizerStep(common.ThreadsPinned):
         self.state = opt.bind(self.params_)
         self.hyper = np.zeros(optim.HYPER_SIZE, dtype=np.float64)
         opt.next_hyper(self.hyper)
-        self.update(self.params_, self.grads, self.state, self.hyper)  # compile / load cache
+        self.update(self.params_, self.grads, self.state, self.hyper, True)  # compile / load cache
 
     def time_update(self, config, optimizer, dtype):
-        self.update(self.params_, self.grads, self.state, self.hyper)
+        self.update(self.params_, self.grads, self.state, self.hyper, True)
 
 
 class DenseLayerGemm(common.ThreadsPinned):
