@@ -14,7 +14,7 @@ from .callbacks import Callback
 from .history import History
 from .kernels.optim import HYPER_SIZE
 from .kernels.step import threading_for, train_steps
-from .trainer import DivergenceError, _divergence_message, _Guard
+from .trainer import DivergenceError, _checked_steps, _divergence_message
 
 
 def is_stream(X, y):
@@ -49,8 +49,6 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
     model.stop_training = False
     classify = model.output != "identity"
 
-    guard = _Guard(model.params, state)
-
     def run(Xb, yb, stop, epoch, losses):
         """The minibatches of rows [0, stop) of the chunk; their losses appended to losses."""
         order = np.arange(Xb.shape[0], dtype=np.int64)
@@ -61,7 +59,7 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
             return train_steps(Xb, yb, order, start, end, batch_size, model.params, model.grads, state,
                                hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
 
-        _, h, bad = guard.run(steps, 0, stop, batch_size, hyper, step_loss)
+        _, h, bad = _checked_steps(steps, 0, stop, hyper, step_loss)
         optimizer.sync(hyper)
         if bad is not None:
             j, loss = bad

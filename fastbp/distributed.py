@@ -84,7 +84,7 @@ class World:
         if timeout is None:
             timeout = float(os.environ.get("FASTBP_MPI_TIMEOUT", "600"))
         self.timeout = timeout
-        self._work = None
+        self._work = {}   # (length, dtype) -> the reduction's buffers, made once
 
     # -- waiting with a deadline -----------------------------------------------------------
     def wait(self, request, what):
@@ -122,10 +122,11 @@ class World:
         order and an all-gather, as a ring all-reduce moves: each rank sends and receives
         2 (size - 1) / size of the buffer, and owns the sum of one slice of it."""
         n, size = buf.shape[0], self.size
-        part = -(-n // size)
-        if self._work is None or self._work[0].shape != (size, part) or self._work[0].dtype != buf.dtype:
-            self._work = tuple(np.zeros((size, part), dtype=buf.dtype) for _ in range(3))
-        send, recv, out = self._work
+        key = (n, buf.dtype.str)
+        if key not in self._work:   # (a step reduces the gradients and a loss pair: two keys)
+            part = -(-n // size)
+            self._work[key] = tuple(np.zeros((size, part), dtype=buf.dtype) for _ in range(3))
+        send, recv, out = self._work[key]
         send.reshape(-1)[:n] = buf
         # recv[r] = rank r's copy of the slice this rank owns
         self.wait(self.comm.Ialltoall(send, recv), what)
@@ -141,8 +142,8 @@ _OBJ_BYTES = 4096
 
 def _pad(text):
     raw = text.encode()
-    if len(raw) > _OBJ_BYTES:
-        raw = raw[:_OBJ_BYTES]
+    if len(raw) > _OBJ_BYTES:   # (never cut: a cut JSON text would not parse on the other side)
+        raise DistributedError(f"a start-up message of {len(raw)} bytes is over {_OBJ_BYTES}")
     return raw + b"\0" * (_OBJ_BYTES - len(raw))
 
 
@@ -196,7 +197,7 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
     Each minibatch's loss and hits are added up over the ranks before its update, so every
     rank holds the same numbers (step_loss, the return value) and takes the same decisions:
     a minibatch whose loss is not finite stops the call before its update on every rank
-    (trainer._Guard then acts alike everywhere).  Returns (loss sum, hits) over all ranks."""
+    (trainer._checked_steps then acts alike everywhere).  Returns (loss sum, hits) over all ranks."""
     from .kernels.optim import FIRST_ROW, HYPER_SIZE, L2_WEIGHTS, STEPS, STOPPED_AT
     from .kernels.step import NO_COUNT, train_steps, update_step
     if hyper[L2_WEIGHTS] != 0.0:

@@ -42,7 +42,7 @@ from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
 from .kernels.step import threading_for, train_step
 from .model import MLP
 from .optimizers import SGD, Adam
-from .trainer import DivergenceError, _CtrlC, _divergence_message, _Guard
+from .trainer import DivergenceError, _CtrlC, _checked_steps, _divergence_message
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
                 "tanh": "tanh", "relu": "relu"}
@@ -302,7 +302,6 @@ class _BaseMLP(BaseEstimator):
         threaded = threading_for(model.meta, batch_size)
         hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
         sample_idx = np.arange(n, dtype=np.int64)
-        guard = _Guard(model.params, state)   # the last finite weights, as MLP.fit keeps them
         n_batches = -(-n // batch_size)
         one_loss = np.zeros(1)
         try:
@@ -330,9 +329,9 @@ class _BaseMLP(BaseEstimator):
                             y_core[idx, -1] = sample_weight[idx] * (b / denom) if denom > 0 else 0.0
                         hyper[L2_WEIGHTS] = self.alpha / (denom * scale)
                         hyper[SUM_SQ_WEIGHTS] = 0.0
-                        loss, _, bad = guard.run(lambda start, stop, out: train_step(
+                        loss, _, bad = _checked_steps(lambda start, stop, out: train_step(
                             X, y_core, idx, model.params, model.grads, state, hyper, model.meta,
-                            model._out_code, ws, stats, threaded, out), 0, b, b, hyper, one_loss)
+                            model._out_code, ws, stats, threaded, out), 0, b, hyper, one_loss)
                         if bad is not None:   # the step is not applied, nor counted
                             opt.steps -= 1
                             raise DivergenceError(_divergence_message(self.n_iter_ + 1, s // batch_size + 1,

@@ -48,30 +48,23 @@ class DivergenceError(FloatingPointError, ValueError):
 _DIVERGENCE_FACTOR = 100.0
 
 
-class _Guard:
-    """Reads how a compiled call of training steps ended.  The kernels never apply a
-    diverging step (kernels/step.py train_steps: a minibatch whose loss is not finite, or
-    whose update would make a weight or the optimizer state non-finite, stops the call
-    before its update and sets hyper[STOPPED_AT]), so the model always holds the last
-    finite step and nothing needs copying here.  (An earlier version copied the
-    parameters and optimizer state before every call and checked them after it: 24 % of
-    config L's and 36 % of XL's training time.)"""
-
-    def __init__(self, params=None, state=None):
-        pass
-
-    def run(self, steps, start, stop, batch_size, hyper, step_loss):
-        """``steps(start, stop, step_loss)`` runs the compiled minibatches order[start:stop]
-        and returns (loss sum, hits).  Returns (loss sum, hits, bad) of the minibatches kept:
-        bad is None when every minibatch was finite, else (j, loss sum of minibatch j) for
-        the first one, counted in this call, that was not; the model then holds the state
-        after minibatch j - 1."""
-        loss, hits = steps(start, stop, step_loss)
-        stopped = int(hyper[STOPPED_AT])
-        if stopped == 0:
-            return loss, hits, None
-        j = stopped - 1
-        return math.fsum(step_loss[:j]), hits, (j, float(step_loss[j]))
+def _checked_steps(steps, start, stop, hyper, step_loss):
+    """Run ``steps(start, stop, step_loss)``, compiled minibatches order[start:stop] that
+    return (loss sum, hits), and read how they ended.  The kernels never apply a diverging
+    step (kernels/step.py train_steps: a minibatch whose loss is not finite, or whose
+    update would make a weight or the optimizer state non-finite, stops the call before its
+    update and sets hyper[STOPPED_AT]), so the model always holds the last finite step and
+    nothing needs copying here.  (An earlier version copied the parameters and optimizer
+    state before every call and checked them after it: 24 % of config L's and 36 % of XL's
+    training time.)  Returns (loss sum, hits, bad) of the minibatches kept: bad is None
+    when every minibatch was finite, else (j, loss sum of minibatch j) for the first one,
+    counted in this call, that was not; the model then holds the state after j - 1."""
+    loss, hits = steps(start, stop, step_loss)
+    stopped = int(hyper[STOPPED_AT])
+    if stopped == 0:
+        return loss, hits, None
+    j = stopped - 1
+    return math.fsum(step_loss[:j]), hits, (j, float(step_loss[j]))
 
 
 def _divergence_message(epoch, minibatch, n_batches, loss, samples):
@@ -348,7 +341,6 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     # each minibatch's loss sum, added up in one fixed order at the end of the epoch: the
     # epoch loss does not depend on how the minibatches were grouped into calls (timing)
     step_loss = np.zeros(n_batches, dtype=np.float64)
-    guard = _Guard(model.params, state)
     resume_done, resume_losses, resume_hits = (0, [], 0.0) if training is None else \
         _partial_from(training, n_batches, resume)
     terminate = [cb for cb in callbacks if isinstance(cb, TerminateOnNaN)]
@@ -395,7 +387,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                         count = min(per_call, n_batches - k)
                         start, stop = k * batch_size, min((k + count) * batch_size, n)
                         t = time.perf_counter()
-                        _, h, bad = guard.run(steps, start, stop, batch_size, hyper, step_loss[k:k + count])
+                        _, h, bad = _checked_steps(steps, start, stop, hyper, step_loss[k:k + count])
                         seconds = time.perf_counter() - t
                         optimizer.sync(hyper)
                         hits += h
