@@ -14,7 +14,7 @@ from .callbacks import Callback
 from .history import History
 from .kernels.optim import HYPER_SIZE
 from .kernels.step import threading_for, train_steps
-from .trainer import DivergenceError, _checked_steps, _divergence_message
+from ._epoch import DivergenceError, Minibatches, divergence_message
 
 
 def is_stream(X, y):
@@ -48,6 +48,7 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
     model.history = history
     model.stop_training = False
     classify = model.output != "identity"
+    runner = Minibatches(hyper, optimizer)
 
     def run(Xb, yb, stop, epoch, losses):
         """The minibatches of rows [0, stop) of the chunk; their losses appended to losses."""
@@ -59,12 +60,11 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
             return train_steps(Xb, yb, order, start, end, batch_size, model.params, model.grads, state,
                                hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
 
-        _, h, bad = _checked_steps(steps, 0, stop, hyper, step_loss)
-        optimizer.sync(hyper)
+        _, h, bad = runner.run(steps, stop, batch_size, step_loss)
         if bad is not None:
             j, loss = bad
             k = len(losses) + j   # minibatches of the epoch before the failing one
-            raise DivergenceError(_divergence_message(epoch + 1, k + 1, None, loss,
+            raise DivergenceError(divergence_message(epoch + 1, k + 1, None, loss,
                                                       min(batch_size, stop - j * batch_size)),
                                   epoch + 1, k + 1, loss)
         losses.extend(step_loss.tolist())

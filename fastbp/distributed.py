@@ -116,25 +116,51 @@ class World:
     def bcast(self, array, what):
         self.wait(self.comm.Ibcast(array, root=0), what)
 
-    def sum_in_rank_order(self, buf, what):
+    def sum_in_rank_order(self, buf, what, key=None):
         """buf (1-D) replaced, on every rank, by the sum over ranks of every rank's buf,
         each element added in rank order 0, 1, ..., size - 1.  A reduce-scatter in that
         order and an all-gather, as a ring all-reduce moves: each rank sends and receives
         2 (size - 1) / size of the buffer, and owns the sum of one slice of it."""
+        pending = self.start_sum(buf, what, key)
+        self.add_own_slice(pending)
+        self.finish_sum(pending)
+
+    def start_sum(self, buf, what, key=None):
+        """Post the first half of sum_in_rank_order (the reduce-scatter) without waiting;
+        add_own_slice and finish_sum complete it.  ``key`` names the buffer's reduction
+        buffers (made once, reused every step); two sums in flight need two keys."""
         n, size = buf.shape[0], self.size
-        key = (n, buf.dtype.str)
-        if key not in self._work:   # (a step reduces the gradients and a loss pair: two keys)
+        key = (key, n, buf.dtype.str)
+        if key not in self._work:
             part = -(-n // size)
             self._work[key] = tuple(np.zeros((size, part), dtype=buf.dtype) for _ in range(3))
         send, recv, out = self._work[key]
         send.reshape(-1)[:n] = buf
         # recv[r] = rank r's copy of the slice this rank owns
-        self.wait(self.comm.Ialltoall(send, recv), what)
+        return [buf, what, recv, out, self.comm.Ialltoall(send, recv)]
+
+    def add_own_slice(self, pending):
+        """Wait for the reduce-scatter, add the ranks' copies of this rank's slice in rank
+        order, and post the all-gather of the sums."""
+        buf, what, recv, out, request = pending
+        self.wait(request, what)
         mine = recv[0].copy()
-        for r in range(1, size):
+        for r in range(1, self.size):
             mine += recv[r]
-        self.wait(self.comm.Iallgather(mine, out), what)
-        buf[:] = out.reshape(-1)[:n]
+        pending[4] = self.comm.Iallgather(mine, out)
+
+    def finish_sum(self, pending):
+        """Wait for the all-gather and write the sums into the buffer."""
+        buf, what, recv, out, request = pending
+        self.wait(request, what)
+        buf[:] = out.reshape(-1)[:buf.shape[0]]
+
+    @staticmethod
+    def progress(pending):
+        """Let MPI move the posted operations on (without an MPI call, an MPI library
+        that has no progress thread moves a large message only while it is waited on)."""
+        for p in pending:
+            p[4].Test()
 
 
 _OBJ_BYTES = 4096
@@ -190,44 +216,65 @@ def _shard(world, n):
     return lo, (world.rank + 1) * n // world.size
 
 
+# FASTBP_MPI_OVERLAP=0: reduce the whole gradient after the backward pass instead of a
+# layer's gradient as soon as it is computed (for scripts/mpi_scaling.py's comparison)
+OVERLAP = os.environ.get("FASTBP_MPI_OVERLAP", "1") != "0"
+
+
 def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyper, ws, stats,
               step_loss, threaded):
     """The minibatches order[start_row:stop] of batch_size rows, data-parallel: what
     kernels.step.train_steps does in one process, with the same results and protocol.
-    Each minibatch's loss and hits are added up over the ranks before its update, so every
-    rank holds the same numbers (step_loss, the return value) and takes the same decisions:
-    a minibatch whose loss is not finite stops the call before its update on every rank
-    (trainer._checked_steps then acts alike everywhere).  Returns (loss sum, hits) over all ranks."""
-    from .kernels.optim import FIRST_ROW, HYPER_SIZE, L2_WEIGHTS, STEPS, STOPPED_AT
-    from .kernels.step import NO_COUNT, train_steps, update_step
-    if hyper[L2_WEIGHTS] != 0.0:
-        raise ValueError("distributed training does not take the estimators' L2 term yet")
-    grad_only = np.zeros(HYPER_SIZE, dtype=np.float64)     # kind 0: no update
-    one_loss = np.zeros(1, dtype=np.float64)
+    A step: the forward pass and loss over this rank's shard, then the backward pass a
+    layer at a time from the top; each layer's gradient starts its reduction across the
+    ranks as soon as it is computed, while the layers below are computed (OVERLAP), and
+    the update waits for them all.  Each minibatch's loss and hits are added up over the
+    ranks too, so every rank holds the same numbers (step_loss, the return value) and
+    takes the same decisions: a minibatch whose loss is not finite stops the call before
+    its update on every rank (_epoch.checked_steps then acts alike everywhere).
+    Returns (loss sum, hits) over all ranks."""
+    from .kernels.optim import STEPS, STOPPED_AT
+    from .kernels.step import backward_step, forward_loss, update_step
+    meta, params, grads = model.meta, model.params, model.grads
+    n_layers = meta.shape[0]
+    # layer l's gradient is grads[meta[l, 2] : meta[l, 3] + n_out]: its weights, then its bias
+    spans = [(int(meta[l, 2]), int(meta[l, 3] + meta[l, 1])) for l in range(n_layers)]
+    pair = np.zeros(2, dtype=np.float64)
     total = total_hits = 0.0
-    grads = model.grads
     hyper[STOPPED_AT] = 0.0
     for j, s in enumerate(range(start_row, stop, batch_size)):
         batch = order[s:min(s + batch_size, stop)]
         lo, hi = _shard(world, batch.shape[0])
-        loss = hits = 0.0
-        if hi > lo:
-            grad_only[STEPS] = hyper[STEPS] + 1    # the step's count, as train_steps's forward sees it
-            grad_only[FIRST_ROW] = lo              # (both for the dropout masks)
-            loss, hits = train_steps(x, y, batch[lo:hi], 0, hi - lo, hi - lo, model.params, grads, state,
-                                     grad_only, model.meta, model._out_code, ws, stats, one_loss,
-                                     NO_COUNT, threaded)
-        loss, hits = add_up(world, loss, hits)
+        rows = batch[lo:hi]
+        what = f"adding the gradients of step {int(hyper[STEPS]) + 1}"
+        pair[:] = 0.0
+        if hi > lo:   # the step's count and the shard's first row, as train_steps's forward sees them
+            pair[:] = forward_loss(x, y, rows, params, meta, model._out_code, ws, stats,
+                                   np.int64(hyper[STEPS] + 1), np.int64(lo), threaded)
+        pending = [world.start_sum(pair, "adding up losses", "loss")]
+        share = grads.dtype.type((hi - lo) / batch.shape[0])   # the shard's part of the mean
+        for l in range(n_layers - 1, -1, -1):
+            a, b = spans[l]
+            if hi > lo:
+                backward_step(x, rows, params, grads, meta, ws, np.int64(l), threaded)
+                grads[a:b] *= share
+            else:                # a minibatch smaller than the ranks: this rank has no rows
+                grads[a:b] = 0
+            if OVERLAP:
+                pending.append(world.start_sum(grads[a:b], what, l))
+                world.progress(pending)
+        if not OVERLAP:
+            pending.append(world.start_sum(grads, what, "all"))
+        for p in pending:
+            world.add_own_slice(p)
+        for p in pending:
+            world.finish_sum(p)
+        loss, hits = float(pair[0]), float(pair[1])
         step_loss[j] = loss
         if not math.isfinite(loss):                # diverged, on every rank alike
             hyper[STOPPED_AT] = j + 1
             return total + loss, total_hits
-        if hi > lo:
-            grads *= grads.dtype.type((hi - lo) / batch.shape[0])
-        else:                   # a minibatch smaller than the ranks: this rank has no rows
-            grads[:] = 0
-        world.sum_in_rank_order(grads, f"adding the gradients of step {int(hyper[STEPS]) + 1}")
-        if not update_step(model.params, grads, state, hyper):   # its update would diverge
+        if not update_step(params, grads, state, hyper, meta, np.int64(batch.shape[0])):   # would diverge
             hyper[STOPPED_AT] = j + 1
             return total + math.nan, total_hits
         total += loss

@@ -38,48 +38,11 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from .kernels.optim import HYPER_SIZE, L2_WEIGHTS, SUM_SQ_WEIGHTS
-from .kernels.step import threading_for, train_step
+from ._sklearn_fit import _SkAdam, _SkSGD, fit_stochastic
 from .model import MLP
-from .optimizers import SGD, Adam
-from .trainer import DivergenceError, _CtrlC, _checked_steps, _divergence_message
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
                 "tanh": "tanh", "relu": "relu"}
-
-
-class _SkSGD(SGD):
-    """SGD whose step equals scikit-learn's SGDOptimizer (see the module docstring)."""
-
-    def __init__(self, lr, momentum, nesterov, scale):
-        super().__init__(lr=lr, momentum=momentum, nesterov=bool(nesterov and momentum > 0))
-        self.scale = scale
-
-    def set_lr(self, lr):
-        # keep scikit-learn's velocity v = -lr * buf when the learning rate changes
-        if self.state is not None and self.momentum > 0 and lr != self.lr:
-            self.state[0] *= self.state.dtype.type(self.lr / lr)
-        self.lr = lr
-
-    def next_hyper(self, hyper):
-        super().next_hyper(hyper)
-        hyper[1] = self.lr * self.scale
-
-
-class _SkAdam(Adam):
-    """Adam whose step equals scikit-learn's AdamOptimizer (see the module docstring)."""
-
-    def __init__(self, lr, beta_1, beta_2, epsilon, scale):
-        super().__init__(lr=lr, betas=(beta_1, beta_2), eps=epsilon)
-        self.scale = scale
-
-    def set_lr(self, lr):
-        self.lr = lr
-
-    def next_hyper(self, hyper):
-        super().next_hyper(hyper)
-        bc2_sqrt = math.sqrt(1.0 - self.betas[1] ** self.steps)
-        hyper[7] = self.eps / (self.scale * bc2_sqrt)
 
 
 class _BaseMLP(BaseEstimator):
@@ -111,6 +74,7 @@ class _BaseMLP(BaseEstimator):
                              Options(numbers.Real, {np.inf})],
         "dtype": [StrOptions({"float32", "float64"}), None],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "distributed": [StrOptions({"mpi"}), None],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -119,7 +83,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 dtype="float32", n_threads=None):
+                 dtype="float32", n_threads=None, distributed=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -144,6 +108,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.dtype = dtype
         self.n_threads = n_threads
+        self.distributed = distributed
 
     # -- scikit-learn's layout of the parameters -------------------------------------
     @property
@@ -263,115 +228,11 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = self._make_optimizer()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        self._fit_stochastic(X, y, incremental, sample_weight)
+        fit_stochastic(self, X, y, incremental, sample_weight)
         if not np.isfinite(self._model.params).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
         return self
-
-    def _fit_stochastic(self, X, y, incremental, sample_weight=None):
-        model = self._model
-        if self.early_stopping:
-            stratify = y if (self._is_classifier() and self.n_outputs_ == 1) else None
-            X, X_val, y, y_val = train_test_split(X, y, random_state=self._random_state,
-                                                  test_size=self.validation_fraction,
-                                                  stratify=stratify)
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                                 "or the size of your dataset.")
-            y_val = self._y_for_score(y_val)
-        X = model.check_X(X)
-        y_core = model.check_y(self._y_for_core(y), X.shape[0])
-        n = X.shape[0]
-        if sample_weight is not None:
-            # scikit-learn divides each batch's loss and gradient by the batch's sum of
-            # weights; the core divides by b: a weight column (kernels/loss.py) holding
-            # w * b / sum(w), rewritten for each batch's rows, makes the two the same
-            y_core = np.column_stack([y_core, np.zeros(n)]).astype(model.dtype)
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n))
-        scale, report = self._scales()
-        opt = self._optimizer
-        state = opt.state
-        ws, stats = model.workspace(batch_size)
-        threaded = threading_for(model.meta, batch_size)
-        hyper = np.zeros(HYPER_SIZE, dtype=np.float64)
-        sample_idx = np.arange(n, dtype=np.int64)
-        n_batches = -(-n // batch_size)
-        one_loss = np.zeros(1)
-        try:
-            # Ctrl-C only sets a flag, looked at between minibatches (trainer._CtrlC), so that
-            # the interrupt never lands between a step's counting and its update
-            with model._threads(None), _CtrlC() as ctrl_c:
-                self.n_iter_ = 0
-                for _ in range(self.max_iter):
-                    if self.shuffle:
-                        # sklearn.utils.shuffle's draw (arange, RandomState.shuffle, take),
-                        # without its 0.2 ms of input checks per epoch
-                        perm = np.arange(n)
-                        self._random_state.shuffle(perm)
-                        sample_idx = sample_idx[perm]
-                    accumulated = 0.0
-                    for s in range(0, n, batch_size):
-                        if ctrl_c.requested:
-                            raise KeyboardInterrupt
-                        idx = sample_idx[s:s + batch_size]
-                        b = idx.shape[0]
-                        opt.next_hyper(hyper)
-                        denom = b   # what scikit-learn divides the batch's terms by
-                        if sample_weight is not None:
-                            denom = sample_weight[idx].sum()
-                            y_core[idx, -1] = sample_weight[idx] * (b / denom) if denom > 0 else 0.0
-                        hyper[L2_WEIGHTS] = self.alpha / (denom * scale)
-                        hyper[SUM_SQ_WEIGHTS] = 0.0
-                        loss, _, bad = _checked_steps(lambda start, stop, out: train_step(
-                            X, y_core, idx, model.params, model.grads, state, hyper, model.meta,
-                            model._out_code, ws, stats, threaded, out), 0, b, hyper, one_loss)
-                        if bad is not None:   # the step is not applied, nor counted
-                            opt.steps -= 1
-                            raise DivergenceError(_divergence_message(self.n_iter_ + 1, s // batch_size + 1,
-                                                                      n_batches, bad[1], b),
-                                                  self.n_iter_ + 1, s // batch_size + 1, bad[1])
-                        accumulated += report * loss + 0.5 * self.alpha * hyper[SUM_SQ_WEIGHTS] * b / denom
-                    self.n_iter_ += 1
-                    self.loss_ = accumulated / n
-                    self.t_ += n
-                    self.loss_curve_.append(self.loss_)
-                    if self.verbose:
-                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                    self._update_no_improvement_count(X_val if self.early_stopping else None,
-                                                      y_val if self.early_stopping else None)
-                    if self.solver == "sgd" and self.learning_rate == "invscaling":
-                        opt.set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t)
-                    if self._no_improvement_count > self.n_iter_no_change:
-                        what = "Validation score" if self.early_stopping else "Training loss"
-                        msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                               f"{self.n_iter_no_change} consecutive epochs.")
-                        if self.solver == "sgd" and self.learning_rate == "adaptive" \
-                                and opt.lr > 1e-6:
-                            opt.set_lr(opt.lr / 5.0)
-                            self._no_improvement_count = 0
-                            if self.verbose:
-                                print(msg + " Setting learning rate to %f" % opt.lr)
-                        else:
-                            if self.verbose:
-                                print(msg + " Stopping.")
-                            break
-                    if incremental:
-                        break
-                    if self.n_iter_ == self.max_iter:
-                        warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
-                                      "the optimization hasn't converged yet." % self.max_iter,
-                                      ConvergenceWarning)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-        if self.early_stopping:
-            model.params[:] = self._best_params
 
     def _update_no_improvement_count(self, X_val, y_val):
         if self.early_stopping:
@@ -523,6 +384,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         float32, anything else float64).
     n_threads : int or None, default=None
         Threads of the kernels; None keeps fastbp's current setting.
+    distributed : {'mpi'} or None, default=None
+        'mpi': data-parallel over the ranks of ``mpiexec -n N`` (docs/distributed.md),
+        each rank taking a shard of every minibatch, the gradients summed in rank order;
+        every rank ends with the same fitted estimator.
 
     Attributes
     ----------
@@ -701,7 +566,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, \
-epsilon, n_iter_no_change, dtype, n_threads
+epsilon, n_iter_no_change, dtype, n_threads, distributed
         As in ``MLPClassifier``.
 
     Attributes
@@ -721,7 +586,7 @@ n_outputs_, out_activation_, model_
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 dtype="float32", n_threads=None):
+                 dtype="float32", n_threads=None, distributed=None):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation,
                          solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -731,7 +596,7 @@ n_outputs_, out_activation_, model_
                          nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, n_iter_no_change=n_iter_no_change, dtype=dtype,
-                         n_threads=n_threads)
+                         n_threads=n_threads, distributed=distributed)
         self.loss = loss
 
     def _is_classifier(self):

@@ -6,9 +6,7 @@ loss by its size, so the epoch loss is the mean over samples.
 """
 import math
 import shutil
-import signal
 import sys
-import threading
 import time
 import warnings
 
@@ -18,87 +16,14 @@ from . import _validation as V
 from . import optimizers
 from .callbacks import Callback, TerminateOnNaN
 from .history import History
-from .kernels.optim import HYPER_SIZE, STOPPED_AT
+from ._epoch import CtrlC, DivergenceError, DivergenceWarning, Minibatches, divergence_message
+from .kernels.optim import HYPER_SIZE
 from .kernels.step import threading_for, train_steps
 
-# Minibatches run in one compiled call are sized so a call lasts about this long: short
-# enough for a live progress bar and a prompt Ctrl-C, long enough that Python's dispatch
-# cost disappears.
-_SECONDS_PER_CALL = 0.05
-_MAX_PER_CALL = 4096
-
-
-class DivergenceWarning(RuntimeWarning):
-    """The training loss rose by orders of magnitude while the weights stayed finite."""
-
-
-class DivergenceError(FloatingPointError, ValueError):
-    """Training diverged: a minibatch's loss was not finite, or its update made a weight or
-    the optimizer's state non-finite.  The model keeps the weights (and optimizer state)
-    of the last finite step; ``epoch`` and ``minibatch`` (counted from 1) name the step
-    that failed, ``loss`` its loss (mean over its samples).  A ValueError too, as
-    scikit-learn's "Solver produced non-finite parameter weights" is."""
-
-    def __init__(self, message, epoch, minibatch, loss):
-        super().__init__(message)
-        self.epoch, self.minibatch, self.loss = epoch, minibatch, loss
-
+__all__ = ["fit", "DivergenceError", "DivergenceWarning"]
 
 # an epoch whose mean loss exceeds this many times the loss before training warns once
 _DIVERGENCE_FACTOR = 100.0
-
-
-def _checked_steps(steps, start, stop, hyper, step_loss):
-    """Run ``steps(start, stop, step_loss)``, compiled minibatches order[start:stop] that
-    return (loss sum, hits), and read how they ended.  The kernels never apply a diverging
-    step (kernels/step.py train_steps: a minibatch whose loss is not finite, or whose
-    update would make a weight or the optimizer state non-finite, stops the call before its
-    update and sets hyper[STOPPED_AT]), so the model always holds the last finite step and
-    nothing needs copying here.  (An earlier version copied the parameters and optimizer
-    state before every call and checked them after it: 24 % of config L's and 36 % of XL's
-    training time.)  Returns (loss sum, hits, bad) of the minibatches kept: bad is None
-    when every minibatch was finite, else (j, loss sum of minibatch j) for the first one,
-    counted in this call, that was not; the model then holds the state after j - 1."""
-    loss, hits = steps(start, stop, step_loss)
-    stopped = int(hyper[STOPPED_AT])
-    if stopped == 0:
-        return loss, hits, None
-    j = stopped - 1
-    return math.fsum(step_loss[:j]), hits, (j, float(step_loss[j]))
-
-
-def _divergence_message(epoch, minibatch, n_batches, loss, samples):
-    what = (f"the loss is {loss / samples:.4g}" if not math.isfinite(loss) else
-            f"its update made the weights or the optimizer state non-finite (its loss {loss / samples:.4g})")
-    kept = (f"the weights after minibatch {minibatch - 1}" if minibatch > 1 else
-            f"the weights from before epoch {epoch}")
-    of = f" of {n_batches}" if n_batches else ""
-    return (f"training diverged in epoch {epoch}, minibatch {minibatch}{of}: {what}; "
-            f"the model keeps {kept}, the last finite step; lower the learning rate or scale the inputs")
-
-
-class _CtrlC:
-    """While fit runs in the main thread, Ctrl-C (SIGINT) only sets ``requested``; the loop
-    looks at it after each compiled call, a step boundary, so a KeyboardInterrupt can no
-    longer surface anywhere in Python code (the validation pass, a callback, the history).
-    Elsewhere (another thread, SIGINT ignored or handled by the application) nothing
-    changes."""
-
-    def __enter__(self):
-        self.requested = False
-        self._before = None
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._before = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self._before is not None:
-            signal.signal(signal.SIGINT, self._before)
-        return False
 
 
 def _split(model, X, y, validation_data, validation_split):
@@ -336,7 +261,6 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     model.history = history
     model.stop_training = False
     classify = model.output != "identity"
-    per_call = 1  # minibatches per compiled call; adapted to the measured speed
     threaded = threading_for(model.meta, batch_size)
     # each minibatch's loss sum, added up in one fixed order at the end of the epoch: the
     # epoch loss does not depend on how the minibatches were grouped into calls (timing)
@@ -352,8 +276,15 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         return train_steps(X, y_train, order, start, stop, batch_size, model.params, model.grads, state,
                            hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
 
+    def after_call(k, count, start, stop):
+        nonlocal first_loss
+        if first_loss is None:   # loss of the untrained model's first minibatch
+            first_loss = step_loss[0] / min(batch_size, n)
+        progress.batches(count, math.fsum(step_loss[k:k + count]) / (stop - start))
+
     model._fit_verbose = verbose   # EarlyStopping(verbose=None) follows it
-    with model._threads(n_threads), _CtrlC() as ctrl_c:
+    with model._threads(n_threads), CtrlC() as ctrl_c:
+        runner = Minibatches(hyper, optimizer, ctrl_c)
         for cb in callbacks:
             cb.set_model(model)
             cb.on_train_begin({})
@@ -379,29 +310,10 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     k, hits = resume_done, resume_hits
                     step_loss[:k] = resume_losses
                     progress.batches(k, resume_losses[-1] / batch_size)
-                bad = None
                 optimizer.set_hyper(hyper)
                 t0 = time.perf_counter()
-                try:
-                    while k < n_batches and not ctrl_c.requested:
-                        count = min(per_call, n_batches - k)
-                        start, stop = k * batch_size, min((k + count) * batch_size, n)
-                        t = time.perf_counter()
-                        _, h, bad = _checked_steps(steps, start, stop, hyper, step_loss[k:k + count])
-                        seconds = time.perf_counter() - t
-                        optimizer.sync(hyper)
-                        hits += h
-                        if bad is not None:
-                            k += bad[0]
-                            break
-                        if first_loss is None:   # loss of the untrained model's first minibatch
-                            first_loss = step_loss[0] / min(batch_size, n)
-                        progress.batches(count, math.fsum(step_loss[k:k + count]) / (stop - start))
-                        k += count
-                        per_call = max(1, min(_MAX_PER_CALL, int(_SECONDS_PER_CALL * count / max(seconds, 1e-9))))
-                except KeyboardInterrupt:   # raised by other means than our SIGINT handler
-                    optimizer.sync(hyper)   # (the steps that completed are counted)
-                    ctrl_c.requested = True
+                k, h, bad = runner.run(steps, n, batch_size, step_loss, k, after_call=after_call)
+                hits += h
                 if world is not None and ctrl_c.requested:   # the ranks would stop at different
                     world.abort("interrupted (Ctrl-C)")       # steps: stop them all
                 seconds = time.perf_counter() - t0
@@ -424,7 +336,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     if bad is None:
                         _interrupted(history, epoch, k, n_batches, checkpoint)
                         break
-                    message = _divergence_message(epoch + 1, k + 1, n_batches, bad[1],
+                    message = divergence_message(epoch + 1, k + 1, n_batches, bad[1],
                                                   min(batch_size, n - k * batch_size))
                     if not terminate:
                         raise DivergenceError(message, epoch + 1, k + 1, bad[1])

@@ -11,7 +11,7 @@ checkpoint written on the interrupt holds the same weights, and resuming from it
 the bit-identical weights and epoch losses of a run that was never interrupted.  One JSON
 line per trial, then a summary by outcome; exit status 1 if any trial failed.
 
-The child runs the trainer with calls of about 2 ms (``_SECONDS_PER_CALL``) instead of
+The child runs the trainer with calls of about 2 ms (``fastbp._epoch.SECONDS_PER_CALL``) instead of
 50 ms, so that a signal lands among many step boundaries.
 """
 import argparse
@@ -31,8 +31,8 @@ EPOCHS = 60
 
 def _child(directory):
     import fastbp
-    from fastbp import trainer
-    trainer._SECONDS_PER_CALL = 0.002
+    from fastbp import _epoch
+    _epoch.SECONDS_PER_CALL = 0.002
     X, y = fastbp.load_digits()
     X = np.ascontiguousarray(np.tile(X, (2, 1)))   # 400 minibatches an epoch
     y = np.tile(y, 2)

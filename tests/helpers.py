@@ -37,3 +37,11 @@ def mpi_job_model(dtype, mode):
                 fastbp.SGD(lr=fastbp.CosineDecay(0.3, epochs=24, warmup_epochs=4, unit="step"),
                            momentum=0.9))
     return fastbp.MLP([64, 32, 10], dtype=dtype, seed=3), fastbp.SGD(lr=0.3, momentum=0.9)
+
+
+def mpi_job_estimator(distributed=None):
+    """The estimator of a tests/mpi_job.py "estimator" run: scikit-learn's L2 term, Adam's
+    per-step epsilon and early stopping all go through the data-parallel step."""
+    return fastbp.MLPClassifier(hidden_layer_sizes=(16,), alpha=0.01, batch_size=50, max_iter=4,
+                                early_stopping=True, n_iter_no_change=50, random_state=0,
+                                dtype="float64", distributed=distributed)

@@ -1,6 +1,6 @@
 """Run under mpiexec by tests/test_distributed.py: a data-parallel fit, saved by rank 0.
 
-    mpiexec -n 2 python tests/mpi_job.py OUT.npz DTYPE [dropout|killed|raises|hangs|mismatch]
+    mpiexec -n 2 python tests/mpi_job.py OUT.npz DTYPE [dropout|estimator|killed|raises|hangs|mismatch]
 """
 import os
 import sys
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 import fastbp
-from helpers import mpi_job_model
+from helpers import mpi_job_estimator, mpi_job_model
 
 out, dtype = sys.argv[1], sys.argv[2]
 mode = sys.argv[3] if len(sys.argv) > 3 else ""
@@ -21,10 +21,16 @@ X, y = X[:500], y[:500]
 if mode == "mismatch" and rank == 1:
     X = X[:499]
     y = y[:499]
-# the ranks group their steps into compiled calls differently (trainer.py sizes the groups
+# the ranks group their steps into compiled calls differently (fastbp/_epoch.py sizes the groups
 # by measured time): one step per call on rank 1, many on rank 0
-import fastbp.trainer  # noqa: E402
-fastbp.trainer._SECONDS_PER_CALL = 1e-9 if rank == 1 else 10.0
+import fastbp._epoch  # noqa: E402
+fastbp._epoch.SECONDS_PER_CALL = 1e-9 if rank == 1 else 10.0
+if mode == "estimator":   # MLPClassifier(distributed="mpi")
+    est = mpi_job_estimator("mpi").fit(X, y)
+    if rank == 0:
+        np.savez(out, params=est.model_.params, loss=np.array(est.loss_curve_),
+                 val_loss=np.array(est.validation_scores_))
+    sys.exit(0)
 model, optimizer = mpi_job_model(dtype, mode)
 callbacks = []
 if mode == "killed" and rank == 1:     # as the OOM killer or a lost node would

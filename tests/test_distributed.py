@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from helpers import mpi_job_model
+from helpers import mpi_job_estimator, mpi_job_model
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'fastbp[mpi]')")
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -48,10 +48,25 @@ def test_two_ranks_equal_one_process(tmp_path, dtype, tol, mode):
     assert not np.array_equal(model.params, fastbp.MLP([64, 32, 10], dtype=dtype, seed=3).params)
     np.testing.assert_allclose(got["loss"], history.history["loss"], rtol=tol)
     np.testing.assert_allclose(got["val_loss"], history.history["val_loss"], rtol=tol)
-    if dtype == "float64" and not mode:   # and bit-identical from run to run
-        r, again = mpirun(tmp_path, "b", dtype)
+    if dtype == "float64" and not mode:   # bit-identical from run to run, and when each
+        # layer's gradient is reduced after the backward pass instead of during it
+        r, again = mpirun(tmp_path, "b", dtype, env={"FASTBP_MPI_OVERLAP": "0"})
         assert r.returncode == 0, r.stderr
         np.testing.assert_array_equal(np.load(again)["params"], got["params"])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_two_ranks_estimator_equals_one_process(tmp_path):
+    """MLPClassifier(distributed="mpi"): the L2 term, Adam's epsilon and early stopping's
+    validation scores as in one process."""
+    r, out = mpirun(tmp_path, "e", "float64", "estimator")
+    assert r.returncode == 0, r.stderr
+    got = np.load(out)
+    X, y = fastbp.load_digits()
+    est = mpi_job_estimator().fit(X[:500], y[:500])
+    assert np.abs(got["params"] - est.model_.params).max() / np.abs(est.model_.params).max() < 1e-5
+    np.testing.assert_allclose(got["loss"], est.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(got["val_loss"], est.validation_scores_, rtol=1e-5)
 
 
 def test_ranks_with_different_data_are_refused(tmp_path):

@@ -6,7 +6,7 @@ from helpers import gradients, targets
 
 import fastbp
 import naive
-from fastbp import trainer
+from fastbp import _epoch
 from fastbp.kernels import dropout as D
 
 
@@ -111,7 +111,7 @@ def test_kept_fraction_and_predict_is_mask_free(rng):
 def _fit(n_threads, seconds=None, monkeypatch=None, epochs=2):
     X, y = fastbp.load_digits()
     if seconds is not None:
-        monkeypatch.setattr(trainer, "_SECONDS_PER_CALL", seconds)
+        monkeypatch.setattr(_epoch, "SECONDS_PER_CALL", seconds)
     model = fastbp.MLP([64, 256, 10], activation="relu", seed=4, dropout=0.5)
     # batch 300 x 256 units: the dropout pass and the products run on several threads
     model.fit(X[:600], y[:600], epochs=epochs, batch_size=300, optimizer=fastbp.SGD(lr=0.1, momentum=0.9),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import trainer
+from fastbp import _epoch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the diverging fits also pass the "100 times the untrained loss" mark on their way
@@ -123,7 +123,7 @@ def test_an_update_that_would_overflow_is_refused_before_it_is_applied(opt):
                     model.meta, model._out_code, ws, stats, step_loss, True, threading_for(model.meta, 2))
     np.testing.assert_array_equal(model.params, after)
     assert "its update made the weights or the optimizer state non-finite" in \
-        trainer._divergence_message(1, j + 1, 4, step_loss[j], 2)
+        _epoch.divergence_message(1, j + 1, 4, step_loss[j], 2)
 
 
 # -- history independent of timing ---------------------------------------------------------
@@ -134,10 +134,10 @@ def test_history_does_not_depend_on_how_minibatches_are_grouped_into_calls(monke
     rng = np.random.default_rng(0)
     X = rng.standard_normal((600, 12))
     y = rng.integers(0, 3, 600)
-    monkeypatch.setattr(trainer, "_SECONDS_PER_CALL", 1e9)   # as many as the cap allows
+    monkeypatch.setattr(_epoch, "SECONDS_PER_CALL", 1e9)   # as many as the cap allows
     runs = []
     for cap in (1, 3, 7):
-        monkeypatch.setattr(trainer, "_MAX_PER_CALL", cap)
+        monkeypatch.setattr(_epoch, "MAX_PER_CALL", cap)
         m = fastbp.MLP([12, 9, 3], activation="tanh", dtype="float64", seed=0)
         h = m.fit(X, y, epochs=8, batch_size=4, optimizer=fastbp.Adam(3e-3), verbose=0)
         runs.append((h.history["loss"], h.history["accuracy"], m.params.copy()))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import optimizers, trainer
+from fastbp import _epoch, optimizers
 from fastbp.kernels.optim import HYPER_SIZE
 from fastbp.kernels.step import threading_for, train_steps
 
@@ -60,7 +60,7 @@ def _python_loop(X, y, make_schedule, make_opt):
 
 
 def _fit(X, y, make_schedule, make_opt, seconds, monkeypatch):
-    monkeypatch.setattr(trainer, "_SECONDS_PER_CALL", seconds)
+    monkeypatch.setattr(_epoch, "SECONDS_PER_CALL", seconds)
     model = _model()
     model.fit(X, y, epochs=EPOCHS, batch_size=BATCH, optimizer=make_opt(make_schedule()), shuffle=False,
               verbose=0)

@@ -169,6 +169,23 @@ def test_random_state_fixes_everything(digits):
     np.testing.assert_array_equal(a.model_.params, b.model_.params)
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_steps_grouped_into_calls_change_nothing(digits, monkeypatch, solver):
+    """The estimators run many minibatches per compiled call (fastbp/_epoch.py) with
+    scikit-learn's per-step L2 coefficient and Adam epsilon computed inside: one call per
+    minibatch and as many as the cap allows give the same weights and loss curve."""
+    from fastbp import _epoch
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0, alpha=0.01, batch_size=100,
+              solver=solver, dtype="float64")
+    runs = []
+    for seconds in (1e-9, 1e9):
+        monkeypatch.setattr(_epoch, "SECONDS_PER_CALL", seconds)
+        runs.append(MLPClassifier(**kw).fit(X, y))
+    np.testing.assert_array_equal(runs[0].model_.params, runs[1].model_.params)
+    assert runs[0].loss_curve_ == runs[1].loss_curve_
+
+
 def test_coefs_layout_and_setter(digits):
     X, y = digits
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)

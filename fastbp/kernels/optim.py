@@ -11,6 +11,13 @@ gradient before the update and writes ``sum(W**2)`` (the weights before the upda
 ``hyper[SCHEDULE]`` (0: none) and the four numbers after it: a learning-rate schedule
 evaluated before each counted step from the step count (``schedule_lr``); the optimizers
 write them when their lr is a schedule with unit="step" (callbacks.py).
+scikit-learn's per-step terms (sklearn.py), derived in the compiled loop from slots the
+estimators set once per epoch: the L2 coefficient of a minibatch of b rows is
+``hyper[L2_WEIGHTS] = alpha / (denominator * hyper[L2_SCALE])`` with hyper[L2_ALPHA] =
+alpha and the denominator hyper[L2_DENOM], or b when that is 0; ``hyper[L2_LOSS]`` adds
+up ``0.5 alpha sum(W**2) b / denominator`` over the steps (scikit-learn's L2 term of the
+loss times the batch's rows).  When hyper[ADAM_EPS_SCALE] != 0, Adam's epsilon of step t
+is ``hyper[ADAM_EPS0] / (hyper[ADAM_EPS_SCALE] sqrt(1 - beta2^t))`` (``advance``).
 """
 import math
 
@@ -22,12 +29,14 @@ from . import jit
 from .simd import vector_width
 
 NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 20
+HYPER_SIZE = 26
 STEPS = 10  # index of the step count in hyper
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
 SCHEDULE = 13  # the schedule's code; its numbers are hyper[SCHEDULE + 1 : SCHEDULE + 5]
 FIRST_ROW = 18  # the minibatch row of a data-parallel shard's first row (dropout masks)
 STOPPED_AT = 19  # set by a compiled call: 1 + the minibatch it stopped before (0: none)
+L2_ALPHA, L2_SCALE, L2_DENOM, L2_LOSS = 20, 21, 22, 23   # scikit-learn's L2 term (see above)
+ADAM_EPS0, ADAM_EPS_SCALE = 24, 25                       # scikit-learn's Adam epsilon
 NO_SCHEDULE, STEP_DECAY, EXPONENTIAL_DECAY, COSINE_DECAY = 0, 1, 2, 3
 
 _JIT = KERNEL_JIT
@@ -41,6 +50,8 @@ def advance(hyper):
         t = hyper[STEPS]
         hyper[8] = hyper[1] / (1.0 - hyper[5] ** t)   # step_size = lr / bias_correction1
         hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
+        if hyper[ADAM_EPS_SCALE] != 0.0:               # scikit-learn's epsilon, on sqrt(v) unscaled
+            hyper[7] = hyper[ADAM_EPS0] / (hyper[ADAM_EPS_SCALE] * hyper[9])
 
 
 # Without fast-math, and compiled on its own (inline="always" would take the caller's

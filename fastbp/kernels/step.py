@@ -33,7 +33,8 @@ from .dropout import DROP_KEY, DROP_THRESHOLD, dropout
 from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
                    SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
 from .loss import output_function, output_loss
-from .optim import FIRST_ROW, L2_WEIGHTS, SCHEDULE, STEPS, STOPPED_AT, SUM_SQ_WEIGHTS, advance, schedule_lr, update
+from .optim import (FIRST_ROW, L2_ALPHA, L2_DENOM, L2_LOSS, L2_SCALE, L2_WEIGHTS, SCHEDULE, STEPS, STOPPED_AT,
+                    SUM_SQ_WEIGHTS, advance, schedule_lr, update)
 from .simd import vector_width
 
 _JIT = KERNEL_JIT
@@ -91,43 +92,49 @@ def forward(x, idx, params, meta, ws, kept, threaded, step=0, row0=0):
 
 
 @njit(**INLINE_JIT)
-def backward(x, idx, params, grads, meta, ws, dz, kept, threaded):
-    """From dz = dL/dz of the last layer, the chain rule layer by layer down to layer 0:
-    dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in).  kept: x[idx] as
-    forward packed it."""
-    acts, dz_a, dz_b, pa, pb = ws[0], ws[1], ws[2], ws[3], ws[4]
-    b = dz.shape[0]
-    all_rows = idx[:0]
-    dz_in_a = True  # dz currently lives in dz_a
-    off = 0         # where layer l's output ends in acts (a_1 ... a_L in order): past them all
-    for l in range(meta.shape[0]):
-        off += b * meta[l, 1]
+def backward_layer(x, idx, params, grads, meta, ws, kept, l, threaded):
+    """Layer l's share of the chain rule, from dz = dL/dz of layer l (in ws[1] for the top
+    layer, then alternately ws[2], ws[1], ... going down): dW = dz^T a_in, db = sum_rows
+    dz and, for l > 0, dz_prev = (dz W) * f'(a_in) for the layer below.  kept: x[idx]
+    as forward packed it.  Called for l = L-1, ..., 0 in turn."""
+    acts, pa, pb = ws[0], ws[3], ws[4]
+    b = idx.shape[0]
+    n_layers = meta.shape[0]
+    n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
+    off = 0                             # start of layer l's output in acts: the end of its input
+    for j in range(l):
+        off += b * meta[j, 1]
+    top = (n_layers - 1 - l) % 2 == 0   # dz of layer l lives in ws[1] (ping-pong with ws[2])
+    dz = (ws[1] if top else ws[2])[: b * n_out].reshape((b, n_out))
+    dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+    db = grads[b_off : b_off + n_out]
+    all_rows = idx[:0]                  # empty: every row of the operand, in order
+    # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
+    # the top layer (dz from the loss), by the product that computed dz below it
+    epi = EPI_A_SUMS if l == n_layers - 1 else EPI_PACKED_A_SUMS
+    # a_in: a_0 = x[idx], packed by the forward pass into kept (B_PACKED: nothing to pack
+    # here), or the output of the layer below, packed here into pb
+    if l == 0:
+        a_in, b_panels, epi = x, kept, epi + B_PACKED
+    else:
+        a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
+    gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows, threaded)
+    if l > 0:
+        w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+        dz_prev = (ws[2] if top else ws[1])[: b * n_in].reshape((b, n_in))
+        ref, act = a_in, meta[l - 1, 4]
+        if meta[l - 1, DROP_THRESHOLD] > 0:   # f'(a_in) m / (1 - p), kept by forward
+            ref, act = ws[6][off - b * n_in : off].reshape((b, n_in)), MASK_REF
+        gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, ref, EPI_DACT, act,
+             all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
+
+
+@njit(**INLINE_JIT)
+def backward(x, idx, params, grads, meta, ws, kept, threaded):
+    """From dz = dL/dz of the last layer (in ws[1]), the chain rule layer by layer down
+    to layer 0."""
     for l in range(meta.shape[0] - 1, -1, -1):
-        n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
-        off -= b * n_out                # start of layer l's output: the end of its input
-        dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        db = grads[b_off : b_off + n_out]
-        # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
-        # the top layer (dz from the loss), by the product that computed dz below it
-        epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
-        # a_in: a_0 = x[idx], packed by the forward pass into kept (B_PACKED: nothing to pack
-        # here), or the output of the layer below, packed here into pb
-        if l == 0:
-            a_in, b_panels, epi = x, kept, epi + B_PACKED
-        else:
-            a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
-        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows, threaded)
-        if l > 0:
-            w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-            nxt = dz_b if dz_in_a else dz_a
-            dz_prev = nxt[: b * n_in].reshape((b, n_in))
-            ref, act = a_in, meta[l - 1, 4]
-            if meta[l - 1, DROP_THRESHOLD] > 0:   # f'(a_in) m / (1 - p), kept by forward
-                ref, act = ws[6][off - b * n_in : off].reshape((b, n_in)), MASK_REF
-            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, ref, EPI_DACT, act,
-                 all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
-            dz = dz_prev
-            dz_in_a = not dz_in_a
+        backward_layer(x, idx, params, grads, meta, ws, kept, l, threaded)
 
 
 @jit(**_JIT)
@@ -143,6 +150,20 @@ def l2_weights(params, grads, meta, coef):
             sq += float(w) * float(w)
             grads[i] += c * w                                      # dL/dW = coef W
     return sq
+
+
+@njit(**INLINE_JIT)
+def l2_term(params, grads, meta, hyper, b):
+    """The weights' L2 term of a minibatch of b rows, when hyper asks for one (optim.py):
+    its coefficient (scikit-learn's alpha / (denominator * scale), or hyper[L2_WEIGHTS] as
+    given), added to the weight gradients, and its share of the loss."""
+    denom = hyper[L2_DENOM] if hyper[L2_DENOM] != 0.0 else float(b)
+    if hyper[L2_ALPHA] != 0.0:            # scikit-learn's alpha
+        hyper[L2_WEIGHTS] = hyper[L2_ALPHA] / (denom * hyper[L2_SCALE])
+    if hyper[L2_WEIGHTS] != 0.0:
+        hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
+        if hyper[L2_ALPHA] != 0.0:
+            hyper[L2_LOSS] += 0.5 * hyper[L2_ALPHA] * hyper[SUM_SQ_WEIGHTS] * float(b) / denom
 
 
 @njit(**ENTRY_JIT)
@@ -191,9 +212,8 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
                 hyper[STEPS] -= 1
             hyper[STOPPED_AT] = (s - start) // batch_size + 1
             return loss + l, hits
-        backward(x, idx, params, grads, meta, ws, dz, kept, threaded)
-        if hyper[L2_WEIGHTS] != 0.0:
-            hyper[SUM_SQ_WEIGHTS] = l2_weights(params, grads, meta, hyper[L2_WEIGHTS])
+        backward(x, idx, params, grads, meta, ws, kept, threaded)
+        l2_term(params, grads, meta, hyper, b)
         if not update(params, grads, state, hyper, False):   # the update would diverge
             if count_steps:
                 hyper[STEPS] -= 1
@@ -239,12 +259,14 @@ def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
 
 
 @njit(**ENTRY_JIT)
-def update_step(params, grads, state, hyper):
-    """Count one step and apply the optimizer to ``grads`` as they are: the second half of
-    a data-parallel step, whose gradients were added up across processes in between
-    (distributed.py).  Returns False, with nothing changed but the lr, when the update
-    would make a weight or the optimizer state non-finite (as train_steps refuses it)."""
+def update_step(params, grads, state, hyper, meta, b):
+    """Count one step, add the L2 term of its b rows (l2_term) and apply the optimizer to
+    ``grads``: the second half of a data-parallel step, whose gradients were added up
+    across processes in between (distributed.py).  Returns False, with nothing changed
+    but the lr, when the update would make a weight or the optimizer state non-finite (as
+    train_steps refuses it)."""
     vector_width()
+    l2_term(params, grads, meta, hyper, b)
     if hyper[SCHEDULE] != 0:          # as train_steps: the lr of a per-step schedule first
         hyper[1] = schedule_lr(hyper)
     advance(hyper)
@@ -253,3 +275,29 @@ def update_step(params, grads, state, hyper):
         return False
     update(params, grads, state, hyper, True)
     return True
+
+
+# A training step in pieces, for data-parallel training (distributed.py): the forward pass
+# and loss in one call, then one call per layer's backward, so that the reduction of each
+# layer's gradient across processes can start while the layers below it are computed.
+@njit(**ENTRY_JIT)
+def forward_loss(x, y, idx, params, meta, out_code, ws, stats, step, row0, threaded):
+    """train_steps's forward pass and loss for the rows idx (dropout masks of step
+    ``step``, idx[0] being row ``row0`` of the step's minibatch), leaving dL/dz of the
+    last layer in ws[1] and x[idx] packed in ws[5] for backward_step.  Returns (loss sum, hits)."""
+    vector_width()
+    b = idx.shape[0]
+    kept = ws[5][:packed_size(meta[0, 0], b, panel_width(ws[5]))]
+    z = forward(x, idx, params, meta, ws, kept, threaded, step, row0)
+    dz = ws[1][: b * z.shape[1]].reshape((b, z.shape[1]))
+    return output_loss(z, y, idx, dz, stats, out_code)
+
+
+@njit(**ENTRY_JIT)
+def backward_step(x, idx, params, grads, meta, ws, l, threaded):
+    """Layer l's gradient (and the delta passed below it) after forward_loss on the same
+    rows idx and backward_step of the layers above l: train_steps's backward pass, a layer
+    a call."""
+    vector_width()
+    kept = ws[5][:packed_size(meta[0, 0], idx.shape[0], panel_width(ws[5]))]
+    backward_layer(x, idx, params, grads, meta, ws, kept, l, threaded)
