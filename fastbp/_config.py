@@ -5,6 +5,7 @@ each instruction is, never the order in which a sum that reaches the weights is
 accumulated: results depend neither on the thread count nor on the level.
 """
 from . import _isa
+from ._numba_compat import NO_NRT
 
 # LLVM fast-math flags we need: reassociation lets LLVM vectorise reductions, contraction
 # turns a*b+c into one FMA.  Not "nnan"/"ninf": those would let the compiler assume NaN
@@ -36,7 +37,7 @@ INLINE_JIT = dict(_BASE_JIT, inline="always")
 # 24 per micro-kernel call, 70 ns a call (the cache line bounces between the cores).
 # Only for functions that allocate nothing and return no array (the caller keeps every
 # array alive for them).
-LEAF_JIT = dict(KERNEL_JIT, _nrt=False)
+LEAF_JIT = dict(KERNEL_JIT, **NO_NRT)
 # Reductions whose result reaches the weights (the bias gradient's row sums, softmax's
 # denominator): without "reassoc", so LLVM keeps each sum in source order instead of
 # splitting it into as many partial sums as a vector has lanes, which would make the bits
