@@ -50,8 +50,8 @@ def _install_key():
 
 def _candidates():
     # Never inside the package folder: a compile cache left in site-packages/fastbp/ by
-    # `pip install .` outlived a later `pip install -e .` and shadowed the editable package
-    # as an empty namespace package (issue 15).
+    # `pip install .` would outlive a later `pip install -e .` and shadow the editable
+    # package as an empty namespace package (issue 15).
     if os.environ.get("FASTBP_CACHE_DIR"):
         yield os.environ["FASTBP_CACHE_DIR"]
     key = _install_key()
