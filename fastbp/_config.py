@@ -24,9 +24,9 @@ _BASE_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
 ENTRY_JIT = dict(_BASE_JIT, cache=True, no_cfunc_wrapper=True)
 # Kernels called only from other compiled code are compiled without the wrappers that
 # let Python (or C) call them: each wrapper is lowered and compiled to machine code once
-# per kernel, for nothing (seconds of a cold first fit; docs/performance.md).  kernels/__init__.py's decorator makes a Python
-# call of such a kernel raise (Numba itself would crash); tests and benchmarks call one
-# through kernels.python_callable(kernel).
+# per kernel, for nothing (seconds of a cold first fit; docs/performance.md).
+# kernels/__init__.py's decorator makes a Python call of such a kernel raise (Numba itself
+# would crash); tests and benchmarks call one through kernels.python_callable(kernel).
 KERNEL_JIT = dict(_BASE_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # Numba inlines these into their caller's IR, so they are never compiled on their own
 # where they are used; they keep the wrapper, which costs nothing until Python calls them.
