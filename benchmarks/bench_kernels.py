@@ -140,7 +140,7 @@ class OptimizerStep(common.ThreadsPinned):
 class DenseLayerGemm(common.ThreadsPinned):
     """The forward product of M's first layer, z = f(x W^T + b), x (batch, 784),
     W (256, 784), with its fused bias + sigmoid epilogue; batch 128 (M) and 1024 (MB).
-    DESIGN.md's loop-shape measurements use the batch-1024 shape."""
+    The loop-shape measurements of docs/performance.md use the batch-1024 shape."""
 
     params = [[128, 1024], DTYPES, common.THREADS]
     param_names = ["batch", "dtype", "threads"]

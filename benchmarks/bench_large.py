@@ -1,4 +1,4 @@
-"""Training throughput on configurations L and XL (DESIGN.md): minutes, not seconds.
+"""Training throughput on configurations L and XL (docs/benchmarks.md): minutes, not seconds.
 
 Kept in a module of its own so a quick run can skip it:
     asv run --quick --bench '^(?!bench_large)' ...

@@ -1,8 +1,8 @@
 """Training as users see it: throughput of ``MLP.fit``, peak memory of an epoch, and a
 learning check (the loss after a fixed number of steps from a fixed seed).
 
-Configurations S, M and MB of DESIGN.md; L and XL live in bench_large.py so a quick run
-can leave them out with ``--bench '^(?!bench_large)'``.
+Configurations S, M and MB (docs/benchmarks.md, "Configurations"); L and XL live in
+bench_large.py so a quick run can leave them out with ``--bench '^(?!bench_large)'``.
 """
 import time
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the asv suite: the configurations of DESIGN.md, seeded data, warm-up.
+"""Shared pieces of the asv suite: the benchmark configurations, seeded data, warm-up.
 
 Everything here runs in a benchmark's ``setup``: data is built from a fixed seed and
 every compiled kernel is called once before anything is timed, so no figure ever
@@ -14,7 +14,7 @@ import numpy as np
 
 import fastbp
 
-# name: (layer sizes, batch size, samples per epoch)  -- ../shared/DESIGN.md, "Benchmark configurations"
+# name: (layer sizes, batch size, samples per epoch); docs/benchmarks.md, "Configurations"
 CONFIGS = {
     "S": ((64, 32, 10), 32, 20_000),
     "M": ((784, 256, 256, 10), 128, 20_000),

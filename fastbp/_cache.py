@@ -9,24 +9,23 @@ temporary one (so a read-only home still works and a cache that cannot be writte
 crashes; at worst it recompiles).  It never writes into the package folder.
 """
 import hashlib
-import itertools
 import os
 import secrets
 import tempfile
 
-from numba.core import bytecode, caching
+from . import _numba_compat
 
 # Numba numbers the functions it compiles from 1 in every process and writes the number
-# into their symbol names ("abi:v<N>").  Cached code written by different processes can
-# then define one symbol name for two different functions, and a process that loads both
-# calls the wrong one: a segfault (numba issue #10128; seen here in GridSearchCV workers
-# and in subprocesses sharing the cache).  Counting from a random 40-bit number makes the
-# names of different processes distinct.  Only the names change, not the code.
-if hasattr(bytecode.FunctionIdentity, "_unique_ids"):
-    bytecode.FunctionIdentity._unique_ids = itertools.count(secrets.randbits(40) + 1)
+# into their symbol names ("abi:v<N>"), so cached code written by two processes can define
+# one symbol name for two different functions, and a process that loads both calls the
+# wrong one (a segfault: numba issue #10128, GridSearchCV workers and subprocesses sharing
+# the cache).  Counting from a random 40-bit number makes the names of different
+# processes distinct.  Only the names change, not the code.
+_numba_compat.renumber_functions(secrets.randbits(40) + 1)
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
-_SOURCES = ["_config.py"] + [os.path.join("kernels", f) for f in
+# _numba_compat.py holds jit options (NO_NRT) that _config.py passes on to the kernels
+_SOURCES = ["_config.py", "_numba_compat.py"] + [os.path.join("kernels", f) for f in
                              sorted(os.listdir(os.path.join(_PKG, "kernels"))) if f.endswith(".py")]
 
 
@@ -51,8 +50,8 @@ def _install_key():
 
 def _candidates():
     # Never inside the package folder: a compile cache left in site-packages/fastbp/ by
-    # `pip install .` outlived a later `pip install -e .` and shadowed the editable package
-    # as an empty namespace package (issue 15).
+    # `pip install .` would outlive a later `pip install -e .` and shadow the editable
+    # package as an empty namespace package (issue 15).
     if os.environ.get("FASTBP_CACHE_DIR"):
         yield os.environ["FASTBP_CACHE_DIR"]
     key = _install_key()
@@ -86,7 +85,7 @@ def _choose_dir():
 CACHE_DIR = None  # chosen on first use
 
 
-class FastbpLocator(caching._CacheLocator):
+class FastbpLocator(_numba_compat.CacheLocator):
     """Numba cache locator for functions defined in fastbp's own files."""
 
     def __init__(self, py_func, path, py_file):
@@ -118,9 +117,7 @@ class FastbpLocator(caching._CacheLocator):
         return cls(py_func, CACHE_DIR, py_file)
 
 
-_impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")  # name varies by version
-if FastbpLocator not in _impl._locator_classes:
-    _impl._locator_classes.insert(0, FastbpLocator)
+_numba_compat.register_cache_locator(FastbpLocator)
 
 
 def cache_dir():

@@ -5,6 +5,7 @@ each instruction is, never the order in which a sum that reaches the weights is
 accumulated: results depend neither on the thread count nor on the level.
 """
 from . import _isa
+from ._numba_compat import NO_NRT
 
 # LLVM fast-math flags we need: reassociation lets LLVM vectorise reductions, contraction
 # turns a*b+c into one FMA.  Not "nnan"/"ninf": those would let the compiler assume NaN
@@ -15,28 +16,27 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 # eval_batch, predict_batch) are cached on disk; the kernels they call are compiled into
 # them.  A cached function compiled in a process that had loaded its callees from the
 # cache refers to them by symbol names of another process, and a third process that loads
-# it crashes (seen: eval_batch and train_step segfaulted; numba issue #10128 is the same
-# family).  Entry points compiled with all their callees are self-contained.
+# it crashes (numba issue #10128's family).  Entry points compiled with all their callees
+# are self-contained (tests/test_cache.py shares a cache between processes).
 _BASE_JIT = dict(cache=False, fastmath=FASTMATH, error_model="numpy")
 # (Python calls the entry points through Numba's CPython wrapper; the C-callable wrapper
 # Numba also builds by default would be compiled, and never called.)
 ENTRY_JIT = dict(_BASE_JIT, cache=True, no_cfunc_wrapper=True)
 # Kernels called only from other compiled code are compiled without the wrappers that
-# let Python (or C) call them: each wrapper was lowered and compiled to machine code once
-# per kernel, 3-4 s of a cold first fit.  kernels/__init__.py's decorator makes a Python
-# call of such a kernel raise (Numba itself would crash); tests and benchmarks call one
-# through kernels.python_callable(kernel).
+# let Python (or C) call them: each wrapper is lowered and compiled to machine code once
+# per kernel, for nothing (seconds of a cold first fit; docs/performance.md).
+# kernels/__init__.py's decorator makes a Python call of such a kernel raise (Numba itself
+# would crash); tests and benchmarks call one through kernels.python_callable(kernel).
 KERNEL_JIT = dict(_BASE_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # Numba inlines these into their caller's IR, so they are never compiled on their own
 # where they are used; they keep the wrapper, which costs nothing until Python calls them.
 INLINE_JIT = dict(_BASE_JIT, inline="always")
 # Leaf kernels called per block, per row or per chunk: no reference counting of the
 # arrays they are passed or take views of.  With it, every view and every array passed
-# on was an atomic increment and decrement of a counter that all threads share: about
-# 24 per micro-kernel call, 70 ns a call (the cache line bounces between the cores).
-# Only for functions that allocate nothing and return no array (the caller keeps every
-# array alive for them).
-LEAF_JIT = dict(KERNEL_JIT, _nrt=False)
+# on is an atomic increment and decrement of a counter that all threads share, whose
+# cache line bounces between the cores.  Only for functions that allocate nothing and
+# return no array (the caller keeps every array alive for them).
+LEAF_JIT = dict(KERNEL_JIT, **NO_NRT)
 # Reductions whose result reaches the weights (the bias gradient's row sums, softmax's
 # denominator): without "reassoc", so LLVM keeps each sum in source order instead of
 # splitting it into as many partial sums as a vector has lanes, which would make the bits
@@ -59,8 +59,8 @@ STRICT_LEAF_JIT = dict(LEAF_JIT, fastmath=STRICT_FASTMATH)
 # order, whatever the shapes: every level gives the same bits (gemm.py).
 LEVELS = {
     # 32 registers: 12 x 2 = 24 accumulators, 2 vectors of B, 1 broadcast (27).  The
-    # 64 KiB float32 panel of B (512 x 32) outgrows L1, yet KC = 512 was faster than 256
-    # (MB, L on a 2-core Xeon, 2026-12-02; docs/performance.md).
+    # 64 KiB float32 panel of B (512 x 32) outgrows L1; KC = 512 is still faster than 256
+    # (docs/performance.md, "Tiling and threading").
     "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
     # 16 registers: 6 x 2 = 12 accumulators, 2 of B, 1 broadcast (15).
     "avx2": dict(VEC_BYTES=32, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),

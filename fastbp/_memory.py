@@ -2,8 +2,8 @@
 through (parameters, gradients, optimizer state, workspaces).
 
 NumPy's large arrays start 16 bytes past a 64-byte boundary (the header of glibc's
-mmap'ed chunk), so half of the kernels' 32-byte vector loads and stores straddled two
-cache lines.  Aligned, MB's matrix products took 1.4-2.8 % less time (docs/performance.md).
+mmap'ed chunk), where half of the kernels' 32-byte vector loads and stores would straddle
+two cache lines (what alignment buys: docs/performance.md, "Packing and alignment").
 """
 import numpy as np
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Side-by-side training throughput: fastbp against the peers a user would otherwise pick.
 
-Trains each configuration of shared/DESIGN.md (sigmoid hidden layers, softmax
+Trains each configuration of docs/benchmarks.md (sigmoid hidden layers, softmax
 cross-entropy, plain SGD) for one epoch of the same random data with fastbp and every
 peer importable here: NumPy by hand (BLAS products, the same math), PyTorch (CPU), JAX
 (jit-compiled step) and scikit-learn's MLPClassifier (solver sgd).  Warm-up epochs are
@@ -62,7 +62,7 @@ import numpy as np  # noqa: E402
 import fastbp  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
+from benchmarks.common import CONFIGS  # noqa: E402  (docs/benchmarks.md's configurations: one table)
 
 try:
     from threadpoolctl import threadpool_limits

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Per-kernel throughput, so a regression can be traced to its kernel.
 
-For each layer of a configuration of shared/DESIGN.md it times, separately and after a
+For each layer of a configuration of docs/benchmarks.md it times, separately and after a
 warm-up call: the forward product with its fused bias + sigmoid epilogue, the packing
 transposes of the backward pass, the weight-gradient product, the product that passes the
 delta down (fused activation derivative), the bias gradient, the loss kernel and the
@@ -51,7 +51,7 @@ from fastbp._config import MR  # noqa: E402
 from fastbp.model import _kept_x_size, _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from benchmarks.common import CONFIGS  # noqa: E402  (DESIGN.md's configurations: one table)
+from benchmarks.common import CONFIGS  # noqa: E402  (docs/benchmarks.md's configurations: one table)
 
 # The kernels, compiled so that this script can call them from Python (fastbp/kernels/__init__.py)
 gemm, pack, panel_width = (python_callable(k) for k in (G.gemm, G.pack, G.panel_width))

@@ -8,7 +8,8 @@ _config.KERNEL_JIT); ``python_callable(kernel)`` gives a copy Python can call.
 import functools
 
 from numba import njit
-from numba.core.registry import CPUDispatcher
+
+from .._numba_compat import CPUDispatcher
 
 
 class CompiledOnly(CPUDispatcher):

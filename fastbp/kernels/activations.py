@@ -2,7 +2,8 @@
 
 Codes are small integers so one compiled kernel serves every activation: the branch is
 taken once per element in an epilogue, never in the inner product loop.  ``one`` is the
-number 1 in the array's dtype, so float32 arithmetic stays float32.
+number 1 in the array's dtype, so float32 arithmetic stays float32, and ``one - one`` is
+the 0 of that dtype (a literal 0, an int, would turn a float32 result into float64).
 """
 import math
 

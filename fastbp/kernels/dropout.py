@@ -62,6 +62,8 @@ def scale(thr):
     return 1.0 / (1.0 - thr * 2.0 ** -MANTISSA)
 
 
+# The counter arithmetic is uint64 throughout, constants included: Numba, like NumPy,
+# turns a mix of uint64 and a signed integer into float64.
 @jit(**LEAF_JIT)
 def _mix(z):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
@@ -75,7 +77,7 @@ def _rows(a, d, act, thr, base, row0, i0, i1):
     vector_width()
     n = a.shape[1]
     one = a.dtype.type(1)
-    zero = one - one
+    zero = one - one   # 0 in a's dtype (a literal 0 would turn a float32 select into float64)
     s = a.dtype.type(1.0 / (1.0 - thr * 2.0 ** -MANTISSA))
     t = np.uint64(thr)
     g = np.uint64(GAMMA)

@@ -58,16 +58,16 @@ def _softmax_inplace(z, r):
 
 
 # Serial: the output layer's O(b n_out) work is a small fraction of the product that
-# computes z (O(b n_out n_in)); a parallel loop here was another parallel kernel for Numba
-# to build on the first call (about a second) for a few microseconds a step.  The loops
-# are written out here, not in a function per loss: each compiled function costs its own
-# compile on the first call.
+# computes z (O(b n_out n_in)); a parallel loop here would be another parallel kernel for
+# Numba to build on the first call (about a second) for a few microseconds a step.  The
+# loops are written out here, not in a function per loss: each compiled function costs
+# its own compile on the first call.
 @jit(**_STRICT)
 def output_loss(z, y, idx, dz, stats, code):
     """Apply the output function in place, write dz = dL/dz; return (sum of per-sample losses, hits)."""
     vector_width()
     b, n = z.shape
-    one = z.dtype.type(1)
+    one = z.dtype.type(1)   # 1 in z's dtype (float32 stays float32); one - one is its 0
     wcol = y.shape[1] - 1   # the weight column, when y has one more column than targets
     weighted = wcol == (1 if code == SOFTMAX_XENT else n)
     if code == SOFTMAX_XENT:
@@ -76,7 +76,7 @@ def output_loss(z, y, idx, dz, stats, code):
             label = int(y[idx[r], 0])
             w = y[idx[r], wcol] if weighted else one
             zy = z[r, label]
-            lse, best = _softmax_inplace(z, np.int64(r))
+            lse, best = _softmax_inplace(z, np.int64(r))   # int64 row: one signature for every caller
             for j in range(n):
                 dz[r, j] = (z[r, j] - (one if j == label else one - one)) * (w * inv_b)  # dL/dz = w (p - onehot) / b
             stats[0, r] = w * (lse - zy)                                                   # -w log p_y
@@ -93,7 +93,7 @@ def output_loss(z, y, idx, dz, stats, code):
                 if code == SIGMOID_BCE:
                     a = sigmoid(x, one)
                     # softplus(x) - t x, with softplus(x) = max(x, 0) + log1p(exp(-|x|))
-                    loss += max(x, x - x) + math.log1p(math.exp(-abs(x))) - t * x
+                    loss += max(x, x - x) + math.log1p(math.exp(-abs(x))) - t * x  # x - x: a 0 of x's type
                     hits += 1.0 if (a > 0.5) == (t > 0.5) else 0.0
                     dz[r, j] = (a - t) * scale                             # dL/dz = (a - t) / (b n)
                     z[r, j] = a
@@ -127,4 +127,4 @@ def output_function(z, code):
     """z = softmax(z) / sigmoid(z) / z in place: the network's outputs, for predict (serial,
     as output_loss)."""
     for r in range(z.shape[0]):
-        _output_function_row(z, np.int64(r), code)
+        _output_function_row(z, np.int64(r), code)   # int64 row, as output_loss passes it

@@ -25,8 +25,9 @@ micro-kernel reads:
 ``print(fastbp.kernels.microkernel.SOURCE)`` shows the text of the running level.
 Each element of C is one chain of fused multiply-adds over the whole reduction axis, in
 order (a later k block goes on from the stored partial sum, it does not start a new
-one; loading it is a function of its own, _load_block, so that the micro-kernel stays as
-small as it was: with the loads inside it, S's small products took 10-15 % longer): so its bits depend neither on MR, NR nor KC, and every level computes the same C.
+one), so its bits depend neither on MR, NR nor KC, and every level computes the same C.
+Loading the partial sums is a function of its own (_load_block), outside the
+micro-kernel: the micro-kernel must stay small, since LLVM inlines it into every caller.
 """
 import linecache
 
@@ -135,7 +136,7 @@ def _generate(mr, nv):
     L.append('    """sums[j0 + r] = sum over p, in order, of out[p*MR + r], r < nj: the row sums of op(A)')
     L.append("    from its packed panel (the bias gradient db = sum over the batch of dz).  MR named")
     L.append("    sums side by side, each in order (strict: no reassociation, so no vector-wide partial")
-    L.append('    sums); a loop over r with the sum inside was 500 instructions of vectorised code."""')
+    L.append('    sums); a loop over r with the sum inside compiles to 500 instructions of vector code."""')
     L.append("    zero = out.dtype.type(0)")
     L.append(f"    {' = '.join(f's{r}' for r in rows)} = zero")
     L.append("    for p in range(k):")
@@ -156,7 +157,7 @@ _namespace = dict(MR=MR, lanes=lanes, vload=vload, vbroadcast=vbroadcast, vfma=v
 exec(compile(SOURCE, _FILE, "exec"), _namespace)
 
 # The micro-kernel and the functions it calls are compiled as functions of their own,
-# not inlined by Numba (inline="always"): each inlined copy was type-inferred and
+# not inlined by Numba (inline="always"): each inlined copy would be type-inferred and
 # compiled again, seconds of the first call.  LLVM still inlines them where they are used.
 micro = jit(**LEAF_JIT)(_namespace["_micro"])
 store_block = jit(**LEAF_JIT)(_namespace["_store_block"])

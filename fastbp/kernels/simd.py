@@ -23,6 +23,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
 from .._config import VEC_BYTES
+from .._numba_compat import add_string_attribute
 
 
 class Vec(types.Type):
@@ -45,12 +46,11 @@ _WIDTH_ATTRIBUTES = (f'"prefer-vector-width"="{VEC_BYTES * 8}"', f'"min-legal-ve
 
 
 def _mark_width(builder):
-    """Tell LLVM the vector width of the function being built (see top).  set.add: llvmlite's
-    own add() accepts only the attributes it knows by name, not LLVM's string attributes."""
+    """Tell LLVM the vector width of the function being built (see top)."""
     attrs = builder.function.attributes
     for a in _WIDTH_ATTRIBUTES:
         if a not in attrs:
-            set.add(attrs, a)
+            add_string_attribute(attrs, a)
 
 
 @intrinsic

@@ -45,6 +45,7 @@ def exp(x):
 
 
 def _constants(dt):
+    # NumPy scalars of the dtype: a Python float in float32 code makes Numba compute in float64
     c = dict(lo=-87.0, hi=88.0, log2e=1.4426950408889634, half=0.5, one=1.0, two=2.0,
              ln2_hi=0.693359375, ln2_lo=-2.12194440e-4)
     if dt == np.float64:
