@@ -31,7 +31,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
-from numba.np.ufunc.parallel import _launch_threads
+from .._numba_compat import launch_threads
 
 from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, VEC_BYTES
 from . import CompiledOnly, jit
@@ -79,7 +79,7 @@ def set_parallel_chunksize(typingctx, n):
     (seen: train_steps compiled anew in every process)."""
     if not isinstance(n, types.Integer):
         return None
-    _launch_threads()            # registers the symbol
+    launch_threads()             # registers the symbol
 
     def codegen(context, builder, signature, args):
         # declared as Numba's parallel loops declare them (one module may hold both)
