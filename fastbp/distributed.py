@@ -103,8 +103,7 @@ class World:
     def abort(self, message):
         print(f"fastbp (rank {self.rank} of {self.size}): {message}; stopping all ranks",
               file=sys.stderr, flush=True)
-        # let the launcher forward the line before it tears the job down (in one CI run of
-        # 2 ranks, it was lost without this)
+        # the launcher tears the job down at once: give it time to forward the line first
         time.sleep(0.5)
         self.comm.Abort(1)
 

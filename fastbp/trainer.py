@@ -89,7 +89,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if self.verbose:   # its own line: a bar's postfix was cut on narrow terminals
+        if self.verbose:   # its own line: a bar's postfix does not fit a narrow terminal
             print(f"Epoch {epoch + 1}/{self.epochs} - {logs['epoch_time']:.2f}s - {text}", flush=True)
 
     def close(self):

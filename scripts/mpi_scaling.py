@@ -1,4 +1,5 @@
-"""Scale-out on one machine: 1 process x 2 threads against 2 MPI ranks x 1 thread.
+"""Scale-out on one machine: 1 process x 2 threads against 2 MPI ranks x 1 thread, the
+ranks with the reduction overlapped with the backward pass and without (FASTBP_MPI_OVERLAP=0).
 
     python scripts/mpi_scaling.py [--configs M,L] [--rounds 5] [--epochs 2]
 
@@ -40,8 +41,8 @@ if rank == 0:
 """
 
 
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+def run(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=dict(os.environ, **(env or {})))
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{r.stderr[-2000:]}")
     return float(next(s for s in r.stdout.splitlines() if s.startswith("RESULT")).split()[1])
@@ -59,20 +60,23 @@ def main():
     import fastbp
     print(f"fastbp {fastbp.__version__}; CPU: see `fastbp info`; {os.cpu_count()} CPUs; float32, "
           f"relu, SGD; median of {args.rounds} interleaved rounds")
-    print(f"{'config':6} {'1 x 2 threads':>14} {'2 ranks x 1':>12} {'ratio':>6} "
-          f"{'bytes/step':>11} {'MFLOP/step':>11}")
+    print(f"{'config':6} {'1 x 2 threads':>14} {'2 ranks x 1':>12} {'ratio':>6} {'no overlap':>11} "
+          f"{'ratio':>6} {'overlap gain':>12} {'bytes/step':>11} {'MFLOP/step':>11}")
     for cfg in args.configs.split(","):
         sizes, batch, n = CONFIGS[cfg]
         job = json.dumps([sizes, batch, n, args.epochs, False])
         job_mpi = json.dumps([sizes, batch, n, args.epochs, True])
-        one, two = [], []
+        one, two, flat = [], [], []
         for _ in range(args.rounds):
             one.append(run([sys.executable, "-c", WORKER, job]))
             two.append(run([mpiexec, "-n", "2", sys.executable, "-c", WORKER, job_mpi]))
+            flat.append(run([mpiexec, "-n", "2", sys.executable, "-c", WORKER, job_mpi],
+                            {"FASTBP_MPI_OVERLAP": "0"}))
         params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # fwd + 2 bwd products
-        a, b = statistics.median(one), statistics.median(two)
-        print(f"{cfg:6} {a:>14,.0f} {b:>12,.0f} {b / a:>6.2f} {params * 4:>11,} {flops / 1e6:>11,.0f}")
+        a, b, c = statistics.median(one), statistics.median(two), statistics.median(flat)
+        print(f"{cfg:6} {a:>14,.0f} {b:>12,.0f} {b / a:>6.2f} {c:>11,.0f} {c / a:>6.2f} "
+              f"{100 * (b / c - 1):>+11.1f}% {params * 4:>11,} {flops / 1e6:>11,.0f}")
 
 
 if __name__ == "__main__":
