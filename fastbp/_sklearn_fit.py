@@ -113,57 +113,62 @@ def fit_stochastic(est, X, y, incremental, sample_weight=None):
         hyper[L2_DENOM] = denom if denom > 0 else math.inf   # (no weight: no L2 term either)
 
     n_threads = None if world is None else _dist.threads_per_rank(world)
-    with model._threads(n_threads), CtrlC() as ctrl_c:
-        runner = Minibatches(hyper, opt, ctrl_c, one_per_call=sample_weight is not None)
-        est.n_iter_ = 0
-        for _ in range(est.max_iter):
-            if est.shuffle:
-                # sklearn.utils.shuffle's draw (arange, RandomState.shuffle, take), without
-                # its input checks (this order is ours, already valid)
-                perm = np.arange(n)
-                est._random_state.shuffle(perm)
-                order = order[perm]
-            opt.set_hyper(hyper)
-            hyper[L2_ALPHA], hyper[L2_SCALE] = est.alpha, scale
-            k, _, bad = runner.run(steps, n, batch_size, step_loss,
-                                   before_call=weigh if sample_weight is not None else None)
-            if bad is not None:   # the step is not applied, nor counted
-                raise DivergenceError(divergence_message(est.n_iter_ + 1, k + 1, n_batches, bad[1],
-                                                         min(batch_size, n - k * batch_size)),
-                                      est.n_iter_ + 1, k + 1, bad[1])
-            if ctrl_c.requested:
-                if world is not None:
-                    world.abort("interrupted (Ctrl-C)")
-                warnings.warn("Training interrupted by user.")
-                break
-            est.n_iter_ += 1
-            est.loss_ = (report * math.fsum(step_loss) + hyper[L2_LOSS]) / n
-            est.t_ += n
-            est.loss_curve_.append(est.loss_)
-            if verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
-            est._update_no_improvement_count(X_val if est.early_stopping else None,
-                                             y_val if est.early_stopping else None)
-            if est.solver == "sgd" and est.learning_rate == "invscaling":
-                opt.set_lr(est.learning_rate_init / (est.t_ + 1) ** est.power_t)
-            if est._no_improvement_count > est.n_iter_no_change:
-                what = "Validation score" if est.early_stopping else "Training loss"
-                msg = (f"{what} did not improve more than tol={est.tol:f} for "
-                       f"{est.n_iter_no_change} consecutive epochs.")
-                if est.solver == "sgd" and est.learning_rate == "adaptive" and opt.lr > 1e-6:
-                    opt.set_lr(opt.lr / 5.0)
-                    est._no_improvement_count = 0
-                    if verbose:
-                        print(msg + " Setting learning rate to %f" % opt.lr)
-                else:
-                    if verbose:
-                        print(msg + " Stopping.")
+    try:
+        with model._threads(n_threads), CtrlC() as ctrl_c:
+            runner = Minibatches(hyper, opt, ctrl_c, one_per_call=sample_weight is not None)
+            est.n_iter_ = 0
+            for _ in range(est.max_iter):
+                if est.shuffle:
+                    # sklearn.utils.shuffle's draw (arange, RandomState.shuffle, take), without
+                    # its input checks (this order is ours, already valid)
+                    perm = np.arange(n)
+                    est._random_state.shuffle(perm)
+                    order = order[perm]
+                opt.set_hyper(hyper)
+                hyper[L2_ALPHA], hyper[L2_SCALE] = est.alpha, scale
+                k, _, bad = runner.run(steps, n, batch_size, step_loss,
+                                       before_call=weigh if sample_weight is not None else None)
+                if bad is not None:   # the step is not applied, nor counted
+                    raise DivergenceError(divergence_message(est.n_iter_ + 1, k + 1, n_batches, bad[1],
+                                                             min(batch_size, n - k * batch_size)),
+                                          est.n_iter_ + 1, k + 1, bad[1])
+                if ctrl_c.requested:
+                    if world is not None:
+                        world.abort("interrupted (Ctrl-C)")
+                    warnings.warn("Training interrupted by user.")
                     break
-            if incremental:
-                break
-            if est.n_iter_ == est.max_iter:
-                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
-                              "the optimization hasn't converged yet." % est.max_iter,
-                              ConvergenceWarning)
+                est.n_iter_ += 1
+                est.loss_ = (report * math.fsum(step_loss) + hyper[L2_LOSS]) / n
+                est.t_ += n
+                est.loss_curve_.append(est.loss_)
+                if verbose:
+                    print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                est._update_no_improvement_count(X_val if est.early_stopping else None,
+                                                 y_val if est.early_stopping else None)
+                if est.solver == "sgd" and est.learning_rate == "invscaling":
+                    opt.set_lr(est.learning_rate_init / (est.t_ + 1) ** est.power_t)
+                if est._no_improvement_count > est.n_iter_no_change:
+                    what = "Validation score" if est.early_stopping else "Training loss"
+                    msg = (f"{what} did not improve more than tol={est.tol:f} for "
+                           f"{est.n_iter_no_change} consecutive epochs.")
+                    if est.solver == "sgd" and est.learning_rate == "adaptive" and opt.lr > 1e-6:
+                        opt.set_lr(opt.lr / 5.0)
+                        est._no_improvement_count = 0
+                        if verbose:
+                            print(msg + " Setting learning rate to %f" % opt.lr)
+                    else:
+                        if verbose:
+                            print(msg + " Stopping.")
+                        break
+                if incremental:
+                    break
+                if est.n_iter_ == est.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % est.max_iter,
+                                  ConvergenceWarning)
+    except BaseException as exc:
+        if world is not None and world.size > 1:   # never leave the other ranks waiting
+            world.abort(f"{type(exc).__name__}: {exc}")
+        raise
     if est.early_stopping:
         model.params[:] = est._best_params
