@@ -136,6 +136,25 @@ class MLP:
         scaled by 1 / (1 - p); predict and evaluate use every unit.  The masks are drawn
         inside the compiled step from (seed, layer, step, row, column), so they depend
         neither on the thread count nor on how steps are grouped into calls.
+
+    Attributes
+    ----------
+    params : ndarray
+        Every weight and bias in one flat buffer: each layer's weight (n_out, n_in) in C
+        order, then its bias.  ``layers[l].weight`` and ``.bias`` are views of it.
+    grads : ndarray
+        The gradient of the last training step, laid out as ``params`` (PyTorch's
+        ``.grad``): for gradient checks and inspection.
+    layers : list of Layer
+        One per dense layer: ``weight``, ``bias``, ``activation``, ``n_in``, ``n_out``.
+    optimizer, history, epoch
+        The optimizer of the last fit (its state continues in the next), that fit's
+        History, and the training epochs completed over the model's life.
+    input_mean, input_std : ndarray or None
+        Feature scaling applied to every input (``check_X``) when set, as a
+        ``fastbp train --standardize`` model carries it.
+    rng : numpy.random.Generator
+        The model's random generator (shuffles, splits), seeded by ``seed``.
     """
 
     def __init__(self, sizes, activation="sigmoid", output="softmax", dtype="float32", seed=0,
