@@ -10,7 +10,8 @@ from .callbacks import (Callback, CosineDecay, CSVLogger, EarlyStopping, Exponen
 from .datasets import load_digits  # noqa: E402
 from .history import History  # noqa: E402
 from .interop import from_torch  # noqa: E402
-from .io import ModelFileError, load  # noqa: E402
+from .files import load  # noqa: E402
+from .io import ModelFileError  # noqa: E402
 from .model import MLP, Layer  # noqa: E402
 from .optimizers import SGD, Adam, Optimizer  # noqa: E402
 from .trainer import DivergenceError, DivergenceWarning  # noqa: E402

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from . import _mlp_file
 from . import _validation as V
 from ._config import MR, NR_VECS, PREDICT_CHUNK, VEC_BYTES
 from ._memory import aligned_empty, aligned_zeros
@@ -484,9 +485,14 @@ class MLP:
 
     # -- files -------------------------------------------------------------------------
     def save(self, path):
-        """Write the model to ``path`` (an .npz of plain arrays plus JSON metadata)."""
-        from .io import save
-        save(self, path)
+        """Write the model to ``path`` (an .npz of plain arrays plus JSON metadata, io.py),
+        atomically; ``fastbp.load`` reads it back."""
+        _mlp_file.save(self, path)
+
+    @classmethod
+    def _from_file(cls, path, header, arrays):
+        """The model of a file's (header, arrays) as io.read returns them, every field checked."""
+        return _mlp_file.build(cls, path, header, arrays)
 
     def summary(self, print_fn=print):
         """Print (and return) a Keras-like table: layers, output shapes, parameters per layer

@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from . import io
 from ._memory import aligned_zeros
 from .kernels import optim as _k
 
@@ -204,3 +205,32 @@ def get(spec):
             config["betas"] = tuple(config["betas"])
         return _BY_NAME[name](**config)
     raise TypeError(f"optimizer must be an Optimizer, a name or a dict, got {type(spec).__name__}")
+
+
+# -- model files (the format: io.py) -----------------------------------------------------
+def to_file(optimizer):
+    """An optimizer's entry in a model file's header: its config and its step count."""
+    return dict(optimizer.get_config(), steps=optimizer.steps)
+
+
+def check_state(path, name, state, params):
+    """A file's optimizer state against the parameters it belongs to."""
+    if state.shape != (2, params.shape[0]) or state.dtype != params.dtype:
+        raise io.ModelFileError(f"{path}: optimizer state has shape {state.shape} {state.dtype}, "
+                                f"expected {(2, params.shape[0])} {params.dtype}")
+    io.check_finite(path, name, state)
+
+
+def from_file(path, entry, state, params):
+    """The optimizer of a file's header entry (``to_file``) and its state array, bound to
+    ``params``; every field checked."""
+    entry = dict(io.field(path, "optimizer", entry, "dict"))
+    steps = io.field(path, "optimizer.steps", entry.pop("steps", 0), "int", 0, 1 << 53)
+    try:
+        optimizer = get(entry)
+    except (TypeError, ValueError) as exc:
+        raise io.ModelFileError(f"{path} has an invalid optimizer description: {exc}") from None
+    check_state(path, "optimizer_state", state, params)
+    optimizer.bind(params)[...] = state
+    optimizer.steps = steps
+    return optimizer

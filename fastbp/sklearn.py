@@ -38,6 +38,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
+from . import _estimator_file, io
 from ._sklearn_fit import _SkAdam, _SkSGD, fit_stochastic
 from .model import MLP
 
@@ -289,7 +290,7 @@ class _BaseMLP(BaseEstimator):
     def _fit_with_context(self, X, y, incremental, sample_weight=None):
         return self._fit(X, y, incremental=incremental, sample_weight=sample_weight)
 
-    # -- files and pickling ------------------------------------------------------------
+    # -- files (their section: _estimator_file.py) ------------------------------------
     def save(self, path):
         """Write the fitted estimator to ``path`` in fastbp's model-file format (no pickle).
 
@@ -299,8 +300,7 @@ class _BaseMLP(BaseEstimator):
             Destination; written atomically.
         """
         check_is_fitted(self, "_model")
-        from .io import save_estimator
-        save_estimator(self, path)
+        _estimator_file.save(self, path)
 
     @classmethod
     def load(cls, path):
@@ -315,10 +315,15 @@ class _BaseMLP(BaseEstimator):
         -------
         estimator : MLPClassifier or MLPRegressor
         """
-        from .io import ModelFileError, load
-        est = load(path)
+        def read():
+            header, arrays = io.read(path)
+            model = MLP._from_file(path, header, arrays)
+            if header.get("kind", "mlp") != "estimator":
+                return model
+            return _from_file(path, header, arrays, model)
+        est = io.guarded(path, read)
         if not isinstance(est, cls):
-            raise ModelFileError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
+            raise io.ModelFileError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
         return est
 
     def __sklearn_tags__(self):
@@ -656,3 +661,17 @@ n_outputs_, out_activation_, model_
         """
         p = self._forward(X)
         return p.ravel() if p.shape[1] == 1 else p
+
+
+# how a model file's optimizer entry (_estimator_file.py) makes the estimators' optimizers
+_OPTIMIZERS_FROM_FILE = {
+    "sgd": lambda entry, scale: _SkSGD(entry["lr"], entry["momentum"], entry["nesterov"], scale),
+    "adam": lambda entry, scale: _SkAdam(entry["lr"], entry["betas"][0], entry["betas"][1],
+                                         entry["eps"], scale)}
+
+
+def _from_file(path, header, arrays, model):
+    """The estimator of a file's (header, arrays) around its network ``model``."""
+    return _estimator_file.build(path, header, arrays, model,
+                                 {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor},
+                                 _OPTIMIZERS_FROM_FILE)

@@ -12,8 +12,9 @@ import warnings
 
 import numpy as np
 
+from . import _checkpoint, optimizers
 from . import _validation as V
-from . import optimizers
+from .io import ModelFileError
 from .callbacks import Callback, TerminateOnNaN
 from .history import History
 from ._epoch import CtrlC, DivergenceError, DivergenceWarning, Minibatches, divergence_message
@@ -100,8 +101,7 @@ class _Progress:
 
 def _resume(model, path, optimizer):
     """Restore weights, optimizer and history from a checkpoint; return (optimizer, training)."""
-    from .io import read_checkpoint
-    saved, training = read_checkpoint(path)
+    saved, training = _checkpoint.read(path, type(model))
     if saved.get_config() | {"seed": None} != model.get_config() | {"seed": None}:
         raise ValueError(f"resume: {path} holds a model {saved.get_config()}, but this model is "
                          f"{model.get_config()}")
@@ -141,7 +141,6 @@ def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_s
     stopped inside epoch ``epoch`` (counted from 0): the state from before the epoch's
     shuffle, so that a resumed run draws the same order.  ``partial``: the minibatches of
     that epoch that ran, their losses and hits; a resumed run goes on from the next one."""
-    from .io import save
     training = {"epoch": epoch, "epochs": epochs, "rng_state_start": rng_start,
                 "history": {"epoch": list(history.epoch),
                             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}},
@@ -154,7 +153,7 @@ def _save_checkpoint(model, path, epoch, epochs, rng_start, history, optimizer_s
     if rng_state is not None:
         model.rng.bit_generator.state = rng_state
     try:
-        save(model, path, training=training)
+        _checkpoint.save(model, path, training)
     finally:
         model.rng.bit_generator.state = rng_now
 
@@ -191,7 +190,6 @@ def _restore_callbacks(callbacks, saved):
                 if str(exc).startswith("resume:"):   # a state that differs from this run's
                     raise
                 # a checkpoint is data from elsewhere: a malformed state is the file's fault
-                from .io import ModelFileError
                 raise ModelFileError(f"resume: the checkpoint's state for {type(cb).__name__} is "
                                      f"not valid ({type(exc).__name__}: {exc})") from None
 

@@ -12,7 +12,7 @@ recomputed so that they pass (``sizes=[4, 2**62, 2]``, ``epoch="x"``, ``epoch=in
 checksums rebuilt, member names swapped, duplicated or not ``.npy``, object (pickled)
 arrays, edited ``.npy`` headers, sizes declared bigger than the file, and a zip bomb.
 
-Each case is loaded with ``fastbp.load`` (and ``io.read_checkpoint`` for checkpoints, the
+Each case is loaded with ``fastbp.load`` (and ``files.read_checkpoint`` for checkpoints, the
 estimator's ``load`` for estimators) in a worker process; a file that loads must then
 predict.  Allowed outcomes: ``ModelFileError``, or a load whose predict works.  Anything
 else (another exception, a predict that fails, a crash, a hang, a peak memory far above
@@ -443,10 +443,10 @@ def all_cases(folder, n_cases, seed):
 def load_and_predict(path, base):
     """Load as the base's kind is loaded, then predict; return "loaded" or raise."""
     import fastbp
-    from fastbp import io
+    from fastbp import files
     objs = [fastbp.load(path)]
     if base == "checkpoint":
-        objs.append(io.read_checkpoint(path)[0])
+        objs.append(files.read_checkpoint(path)[0])
     if base in ("classifier", "regressor"):
         objs.append({"classifier": fastbp.MLPClassifier, "regressor": fastbp.MLPRegressor}[base].load(path))
     for obj in objs:

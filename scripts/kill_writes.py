@@ -93,7 +93,7 @@ class Writer:
         """The write number the file holds (raises if it does not load)."""
         import fastbp
         if self.kind == "checkpoint":
-            model, training = fastbp.io.read_checkpoint(self.path)
+            model, training = fastbp.files.read_checkpoint(self.path)
             return model.epoch
         if self.kind == "save":
             return fastbp.load(self.path).epoch

@@ -54,12 +54,12 @@ def test_checkpoint_every_and_contents(tmp_path, data):
     model = _model()
     saved = []
     cb = fastbp.LambdaCallback(on_epoch_end=lambda e, logs: saved.append(
-        ckpt.exists() and fastbp.io.read_checkpoint(ckpt)[1]["epoch"]))
+        ckpt.exists() and fastbp.files.read_checkpoint(ckpt)[1]["epoch"]))
     model.fit(X, y, epochs=5, optimizer="sgd", verbose=0, checkpoint=ckpt, checkpoint_every=2,
               callbacks=[cb])
     # callbacks run before the checkpoint of their epoch is written
     assert saved == [False, False, 2, 2, 4]
-    again, training = fastbp.io.read_checkpoint(ckpt)
+    again, training = fastbp.files.read_checkpoint(ckpt)
     assert training["epoch"] == 5 and training["epochs"] == 5
     assert np.array_equal(again.params, model.params)
     assert again.rng.bit_generator.state == model.rng.bit_generator.state
@@ -113,7 +113,7 @@ def test_resume_keeps_callback_state_and_schedules(tmp_path, data, make_callback
         assert seen[5][1] > 0             # a count under way at the interruption: it must be kept
     ckpt = tmp_path / "cb.npz"
     _run_with_callbacks(X, y, 6, make_callbacks, checkpoint=ckpt)
-    training = fastbp.io.read_checkpoint(ckpt)[1]
+    training = fastbp.files.read_checkpoint(ckpt)[1]
     assert training["optimizer_start"]["lr"] == 0.1
     assert [c["class"] for c in training["callbacks"]] == [type(cb).__name__ for cb in make_callbacks()]
     resumed, h_resumed, seen_after = _run_with_callbacks(X, y, 10, make_callbacks, resume=ckpt)

@@ -50,7 +50,7 @@ def test_old_mlp_files_load(name):
 def test_old_checkpoint_loads_and_resumes():
     path, expected, fields = _fixture("checkpoint")
     _check_mlp(fastbp.load(path), expected, fields)
-    model, training = fastbp.io.read_checkpoint(path)
+    model, training = fastbp.files.read_checkpoint(path)
     _check_mlp(model, expected, fields)
     assert (training["epoch"], training["epochs"]) == (3, 3)
     assert training["history"] == fields["history"]
@@ -90,3 +90,21 @@ def test_old_estimator_files_load(name):
         warnings.simplefilter("ignore")
         est.partial_fit(X, est.predict(X))
     assert est._optimizer.steps > fields["optimizer"]["steps"]
+
+
+@pytest.mark.parametrize("name", ["clf_sgd", "reg_adam"])
+def test_files_name_no_private_class(name, tmp_path):
+    """What a file names is the format's: the optimizer's public name and the estimator's
+    public class, never a private class of fastbp's (older files wrote "_SkSGD")."""
+    pytest.importorskip("sklearn")
+    path, _, fields = _fixture(name)
+    est = getattr(fastbp, fields["class"]).load(path)
+    est.save(tmp_path / "again.npz")
+    with np.load(tmp_path / "again.npz", allow_pickle=False) as z:
+        header = json.loads(z["header"].tobytes())
+    assert header["optimizer"]["name"] == est.solver
+    assert header["estimator"]["class"] == fields["class"]
+    assert "_Sk" not in json.dumps(header)
+    again = type(est).load(tmp_path / "again.npz")
+    assert dict(again._optimizer.get_config(), steps=again._optimizer.steps,
+                scale=again._optimizer.scale) == fields["optimizer"]

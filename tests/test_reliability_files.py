@@ -13,7 +13,7 @@ import pytest
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp import io
+from fastbp import files, io
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -182,7 +182,7 @@ def _refused(bases, base, data, match):
     with pytest.raises(fastbp.ModelFileError, match=match) as info:
         (folder / "case.npz").write_bytes(data)
         if base == "checkpoint":
-            io.read_checkpoint(folder / "case.npz")
+            files.read_checkpoint(folder / "case.npz")
         fastbp.load(folder / "case.npz")
     assert info.value.__cause__ is None      # a named check, not the backstop
     return info.value
