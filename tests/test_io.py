@@ -1,6 +1,8 @@
 """Model files: round trips, and clear errors for damaged, altered, foreign or newer files."""
 import hashlib
 import json
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -212,3 +214,37 @@ def test_estimator_save_load(tmp_path, data):
         np.testing.assert_array_equal(again.model_.params, est.model_.params)
     with pytest.raises(fastbp.ModelFileError, match="not a MLPClassifier"):
         fastbp.MLPClassifier.load(path)
+
+
+_IO_ALONE = r"""
+import importlib.util, sys, types
+# fastbp/__init__.py imports every module; a bare package object stands in for it, so that
+# what is imported below is io.py's own imports and nothing else
+pkg = types.ModuleType("fastbp")
+pkg.__path__ = list(importlib.util.find_spec("fastbp").submodule_search_locations)
+pkg.__version__ = "0"
+sys.modules["fastbp"] = pkg
+import fastbp.io as io
+header, arrays = io.read(sys.argv[1])
+header = {k: v for k, v in header.items() if k not in ("format", "format_version", "fastbp_version", "arrays")}
+io.write(sys.argv[2], header, arrays)
+assert io.read(sys.argv[2])[0]["estimator"] == header["estimator"]
+print(" ".join(sorted(m for m in sys.modules if m.startswith("fastbp"))))
+"""
+
+
+def test_io_is_the_format_only(tmp_path):
+    """io.py reads and writes any fastbp file without importing a class of fastbp's (the
+    classes import io, never the other way round: no import cycle through it)."""
+    import os
+    fixture = os.path.join(os.path.dirname(__file__), "data", "clf_sgd.npz")
+    out = subprocess.run([sys.executable, "-c", _IO_ALONE, fixture, str(tmp_path / "x.npz")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["fastbp", "fastbp._npzread", "fastbp._validation", "fastbp.io"]
+    # and no import of another module of fastbp's hides in a function
+    import ast
+    tree = ast.parse(open(io.__file__).read())
+    relative = {(n.module, tuple(a.name for a in n.names)) for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.level > 0}
+    assert relative == {(None, ("_npzread",)), ("_validation", ("all_finite",)),
+                        (None, ("__version__",))}
