@@ -226,7 +226,8 @@ pkg.__version__ = "0"
 sys.modules["fastbp"] = pkg
 import fastbp.io as io
 header, arrays = io.read(sys.argv[1])
-header = {k: v for k, v in header.items() if k not in ("format", "format_version", "fastbp_version", "arrays")}
+own = ("format", "format_version", "fastbp_version", "arrays")    # what write adds itself
+header = {k: v for k, v in header.items() if k not in own}
 io.write(sys.argv[2], header, arrays)
 assert io.read(sys.argv[2])[0]["estimator"] == header["estimator"]
 print(" ".join(sorted(m for m in sys.modules if m.startswith("fastbp"))))
