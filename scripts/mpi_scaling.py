@@ -2,6 +2,7 @@
 ranks with the reduction overlapped with the backward pass and without (FASTBP_MPI_OVERLAP=0).
 
     python scripts/mpi_scaling.py [--configs M,L] [--rounds 5] [--epochs 2]
+    python scripts/mpi_scaling.py --arithmetic    # the README's when-it-pays table
 
 Each round runs both set-ups as fresh processes, interleaved, on random data of the
 benchmark configuration's shape (benchmarks/common.py), float32; each reports samples/s
@@ -48,12 +49,55 @@ def run(cmd, env=None):
     return float(next(s for s in r.stdout.splitlines() if s.startswith("RESULT")).split()[1])
 
 
+def step_model(sizes, batch, gbit, ranks=2, flops=200e9, itemsize=4):
+    """Seconds of a data-parallel step on ``ranks`` machines of ``flops`` each, linked at
+    ``gbit`` Gbit/s, with and without the overlap, and of the step on one machine: each
+    rank computes its shard's forward pass, then per layer from the top the weight
+    gradient and (above layer 0) the delta; a layer's gradient (weights + bias) goes on
+    the link when it is computed, one reduction after another (a ring all-reduce moves
+    2 (R - 1) / R of the bytes); without the overlap the whole buffer goes after the
+    backward pass.  Returns (one machine, overlapped, not overlapped)."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    per_rank = batch / ranks
+    work = lambda rows, n_in, n_out: 2 * rows * n_in * n_out / flops   # noqa: E731
+    bytes_per_second = gbit / 8 * 1e9 / (2 * (ranks - 1) / ranks)
+    one = sum(2 * work(batch, a, b) for a, b in layers) + sum(work(batch, a, b) for a, b in layers[1:])
+    t = link = sum(work(per_rank, a, b) for a, b in layers)          # forward
+    for l in range(len(layers) - 1, -1, -1):
+        a, b = layers[l]
+        t += work(per_rank, a, b)                                      # dW_l, db_l
+        link = max(link, t) + itemsize * (a * b + b) / bytes_per_second
+        if l > 0:
+            t += work(per_rank, a, b)                                  # the delta to layer l - 1
+    flat = t + itemsize * sum(a * b + b for a, b in layers) / bytes_per_second
+    return one, max(t, link), flat
+
+
+def arithmetic():
+    """When scale-out pays, by the arithmetic of step_model: 2 machines of 200 GFLOP/s."""
+    print("speed-up of 2 machines over one (float32, 200 GFLOP/s each): overlapped / not overlapped")
+    print(f"{'config':6} {'parameters':>11} {'MB/step':>8} {'compute ms':>10} " +
+          " ".join(f"{str(g) + ' Gbit/s':>16}" for g in (10, 25, 100)))
+    for cfg in ("S", "M", "MB", "L", "XL"):
+        sizes, batch, _ = CONFIGS[cfg]
+        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        cells = []
+        for gbit in (10, 25, 100):
+            one, over, flat = step_model(sizes, batch, gbit)
+            cells.append(f"{one / over:.2f}x / {one / flat:.2f}x")
+        print(f"{cfg:6} {params:>11,} {params * 4 / 1e6:>8.2f} {step_model(sizes, batch, 10)[0] * 1e3:>10.3f} " +
+              " ".join(f"{c:>16}" for c in cells))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="M,L")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--arithmetic", action="store_true", help="print the when-it-pays table and stop")
     args = p.parse_args()
+    if args.arithmetic:
+        return arithmetic()
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if mpiexec is None:
         raise SystemExit("no mpiexec: pip install 'fastbp[mpi]'")
