@@ -15,6 +15,7 @@ import threading
 import time
 
 from .kernels.optim import STOPPED_AT
+from .kernels.step import train_steps
 
 SECONDS_PER_CALL = 0.05
 MAX_PER_CALL = 4096
@@ -87,6 +88,24 @@ class CtrlC:
         return False
 
 
+def training_steps(model, X, y, batch_size, state, hyper, ws, stats, threaded, world=None):
+    """``steps(order, start, stop, out)``: the compiled minibatches order[start:stop] of a
+    training run (kernels/step.py train_steps), or their data-parallel version across
+    the ranks of ``world`` (distributed.py run_steps)."""
+    if world is not None:
+        from . import distributed
+
+        def steps(order, start, stop, out):
+            return distributed.run_steps(world, X, y, order, start, stop, batch_size, model, state,
+                                         hyper, ws, stats, out, threaded)
+        return steps
+
+    def steps(order, start, stop, out):
+        return train_steps(X, y, order, start, stop, batch_size, model.params, model.grads, state,
+                           hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
+    return steps
+
+
 class Minibatches:
     """Runs the minibatches of an epoch, many to a compiled call, for one training run
     (the call size it has learned carries over from epoch to epoch).
@@ -100,17 +119,21 @@ class Minibatches:
         self.one_per_call = one_per_call
         self.per_call = 1
 
-    def run(self, steps, n, batch_size, step_loss, k=0, before_call=None, after_call=None):
-        """Minibatches k, k + 1, ... of rows [0, n) in runs of ``steps(start, stop, out)``
-        (compiled, returning (loss sum, hits), ``out`` receiving each minibatch's loss
-        sum: step_loss[k:...]).  ``before_call(k)`` runs before the call that starts with
+    def run(self, steps, order, batch_size, step_loss, k=0, before_call=None, after_call=None):
+        """Minibatches k, k + 1, ... of the rows ``order`` in runs of ``steps(order, start,
+        stop, out)`` (training_steps: compiled, returning (loss sum, hits), ``out``
+        receiving each minibatch's loss sum: step_loss[k:...]).  ``before_call(k)`` runs before the call that starts with
         minibatch k, ``after_call(k, count, start, stop)`` after a call that kept all its
         ``count`` minibatches.  Stops at the end, at a diverging minibatch, or when Ctrl-C
         was pressed.  Returns (k, hits, bad): the minibatches done (the epoch's, from 0),
         the hits of those run here, and None or (j, loss sum) of the minibatch j that
         diverged (then k = j: it is not done)."""
+        n = order.shape[0]
         n_batches = -(-n // batch_size)
         hits, bad = 0.0, None
+
+        def call(start, stop, out):
+            return steps(order, start, stop, out)
         ctrl_c = self.ctrl_c
         try:
             while k < n_batches and not (ctrl_c is not None and ctrl_c.requested):
@@ -119,7 +142,7 @@ class Minibatches:
                 if before_call is not None:
                     before_call(k)
                 t = time.perf_counter()
-                _, h, bad = checked_steps(steps, start, stop, self.hyper, step_loss[k:k + count])
+                _, h, bad = checked_steps(call, start, stop, self.hyper, step_loss[k:k + count])
                 seconds = time.perf_counter() - t
                 self.optimizer.sync(self.hyper)
                 hits += h

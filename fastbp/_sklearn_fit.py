@@ -13,9 +13,9 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from ._epoch import CtrlC, DivergenceError, Minibatches, divergence_message
+from ._epoch import CtrlC, DivergenceError, Minibatches, divergence_message, training_steps
 from .kernels.optim import ADAM_EPS0, ADAM_EPS_SCALE, HYPER_SIZE, L2_ALPHA, L2_DENOM, L2_LOSS, L2_SCALE
-from .kernels.step import threading_for, train_steps
+from .kernels.step import threading_for
 from .optimizers import SGD, Adam
 
 
@@ -99,12 +99,7 @@ def fit_stochastic(est, X, y, incremental, sample_weight=None):
         _dist.start(world, model, X, y_core, batch_size, est.max_iter, opt, state)
     verbose = est.verbose and (world is None or world.rank == 0)
 
-    def steps(start, stop, out):
-        if world is not None:
-            return _dist.run_steps(world, X, y_core, order, start, stop, batch_size, model, state,
-                                   hyper, ws, stats, out, threaded)
-        return train_steps(X, y_core, order, start, stop, batch_size, model.params, model.grads, state,
-                           hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
+    steps = training_steps(model, X, y_core, batch_size, state, hyper, ws, stats, threaded, world)
 
     def weigh(k):   # the rows of minibatch k: their weights and denominator
         idx = order[k * batch_size:(k + 1) * batch_size]
@@ -126,7 +121,7 @@ def fit_stochastic(est, X, y, incremental, sample_weight=None):
                     order = order[perm]
                 opt.set_hyper(hyper)
                 hyper[L2_ALPHA], hyper[L2_SCALE] = est.alpha, scale
-                k, _, bad = runner.run(steps, n, batch_size, step_loss,
+                k, _, bad = runner.run(steps, order, batch_size, step_loss,
                                        before_call=weigh if sample_weight is not None else None)
                 if bad is not None:   # the step is not applied, nor counted
                     raise DivergenceError(divergence_message(est.n_iter_ + 1, k + 1, n_batches, bad[1],

@@ -10,11 +10,11 @@ import numpy as np
 
 from . import _validation as V
 from . import optimizers
+from ._epoch import DivergenceError, Minibatches, divergence_message, training_steps
 from .callbacks import Callback
 from .history import History
 from .kernels.optim import HYPER_SIZE
-from .kernels.step import threading_for, train_steps
-from ._epoch import DivergenceError, Minibatches, divergence_message
+from .kernels.step import threading_for
 
 
 def is_stream(X, y):
@@ -52,15 +52,10 @@ def fit_stream(model, data, epochs, batch_size, optimizer, callbacks, verbose, n
 
     def run(Xb, yb, stop, epoch, losses):
         """The minibatches of rows [0, stop) of the chunk; their losses appended to losses."""
-        order = np.arange(Xb.shape[0], dtype=np.int64)
         threaded = threading_for(model.meta, min(batch_size, stop))
         step_loss = np.zeros(-(-stop // batch_size))
-
-        def steps(start, end, out):
-            return train_steps(Xb, yb, order, start, end, batch_size, model.params, model.grads, state,
-                               hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
-
-        _, h, bad = runner.run(steps, stop, batch_size, step_loss)
+        steps = training_steps(model, Xb, yb, batch_size, state, hyper, ws, stats, threaded)
+        _, h, bad = runner.run(steps, np.arange(stop, dtype=np.int64), batch_size, step_loss)
         if bad is not None:
             j, loss = bad
             k = len(losses) + j   # minibatches of the epoch before the failing one

@@ -17,9 +17,9 @@ from . import _validation as V
 from .io import ModelFileError
 from .callbacks import Callback, TerminateOnNaN
 from .history import History
-from ._epoch import CtrlC, DivergenceError, DivergenceWarning, Minibatches, divergence_message
+from ._epoch import CtrlC, DivergenceError, DivergenceWarning, Minibatches, divergence_message, training_steps
 from .kernels.optim import HYPER_SIZE
-from .kernels.step import threading_for, train_steps
+from .kernels.step import threading_for
 
 __all__ = ["fit", "DivergenceError", "DivergenceWarning"]
 
@@ -267,12 +267,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         _partial_from(training, n_batches, resume)
     terminate = [cb for cb in callbacks if isinstance(cb, TerminateOnNaN)]
 
-    def steps(start, stop, out):
-        if world is not None:
-            return _dist.run_steps(world, X, y_train, order, start, stop, batch_size, model, state,
-                                   hyper, ws, stats, out, threaded)
-        return train_steps(X, y_train, order, start, stop, batch_size, model.params, model.grads, state,
-                           hyper, model.meta, model._out_code, ws, stats, out, True, threaded)
+    steps = training_steps(model, X, y_train, batch_size, state, hyper, ws, stats, threaded, world)
 
     def after_call(k, count, start, stop):
         nonlocal first_loss
@@ -310,7 +305,7 @@ def fit(model, X, y, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     progress.batches(k, resume_losses[-1] / batch_size)
                 optimizer.set_hyper(hyper)
                 t0 = time.perf_counter()
-                k, h, bad = runner.run(steps, n, batch_size, step_loss, k, after_call=after_call)
+                k, h, bad = runner.run(steps, order, batch_size, step_loss, k, after_call=after_call)
                 hits += h
                 if world is not None and ctrl_c.requested:   # the ranks would stop at different
                     world.abort("interrupted (Ctrl-C)")       # steps: stop them all
