@@ -6,14 +6,16 @@ model.  Rank 0's weights, optimizer state and random state are broadcast at the 
 every rank draws the same shuffled order; each global minibatch of ``batch_size`` rows is
 cut into one contiguous shard per rank.  A step is then:
 
-1. each rank's compiled forward/backward over its shard (``train_steps`` with the update
-   switched off), giving the mean gradient of its b_r rows, scaled by b_r / B so that the
-   shards' gradients add up to the global minibatch's mean gradient;
-2. the flat gradient buffers of all ranks added up, each element in rank order (a
-   reduce-scatter by ``Ialltoall``, each rank adding the ranks' copies of its slice in
-   order 0, 1, ..., then an ``Iallgather`` of the sums): the bytes of a ring all-reduce,
-   and a fixed order, so the run is bit-identical from run to run and equals a one-process
-   run with batch B up to rounding;
+1. each rank's compiled forward pass and loss over its shard (``forward_loss``), then its
+   backward pass a layer per compiled call from the top (``backward_step``), giving the
+   mean gradient of its b_r rows, scaled by b_r / B so that the shards' gradients add up
+   to the global minibatch's mean gradient;
+2. the gradients of all ranks added up, each element in rank order (a reduce-scatter by
+   ``Ialltoall``, each rank adding the ranks' copies of its part in order 0, 1, ..., then
+   an ``Iallgather`` of the sums): the bytes of a ring all-reduce, and a fixed order, so
+   the run is bit-identical from run to run and equals a one-process run with batch B up
+   to rounding.  Each layer's gradient starts its reduce-scatter as soon as its backward
+   call returns, so the messages move while the layers below are computed;
 3. the same optimizer update on every rank (``update_step``), so weights and optimizer
    state stay identical without being sent again.
 
