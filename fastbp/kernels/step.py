@@ -92,49 +92,46 @@ def forward(x, idx, params, meta, ws, kept, threaded, step=0, row0=0):
 
 
 @njit(**INLINE_JIT)
-def backward_layer(x, idx, params, grads, meta, ws, kept, l, threaded):
-    """Layer l's share of the chain rule, from dz = dL/dz of layer l (in ws[1] for the top
-    layer, then alternately ws[2], ws[1], ... going down): dW = dz^T a_in, db = sum_rows
-    dz and, for l > 0, dz_prev = (dz W) * f'(a_in) for the layer below.  kept: x[idx]
-    as forward packed it.  Called for l = L-1, ..., 0 in turn."""
-    acts, pa, pb = ws[0], ws[3], ws[4]
-    b = idx.shape[0]
-    n_layers = meta.shape[0]
-    n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
-    off = 0                             # start of layer l's output in acts: the end of its input
-    for j in range(l):
-        off += b * meta[j, 1]
-    top = (n_layers - 1 - l) % 2 == 0   # dz of layer l lives in ws[1] (ping-pong with ws[2])
-    dz = (ws[1] if top else ws[2])[: b * n_out].reshape((b, n_out))
-    dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-    db = grads[b_off : b_off + n_out]
-    all_rows = idx[:0]                  # empty: every row of the operand, in order
-    # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
-    # the top layer (dz from the loss), by the product that computed dz below it
-    epi = EPI_A_SUMS if l == n_layers - 1 else EPI_PACKED_A_SUMS
-    # a_in: a_0 = x[idx], packed by the forward pass into kept (B_PACKED: nothing to pack
-    # here), or the output of the layer below, packed here into pb
-    if l == 0:
-        a_in, b_panels, epi = x, kept, epi + B_PACKED
-    else:
-        a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
-    gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows, threaded)
-    if l > 0:
-        w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        dz_prev = (ws[2] if top else ws[1])[: b * n_in].reshape((b, n_in))
-        ref, act = a_in, meta[l - 1, 4]
-        if meta[l - 1, DROP_THRESHOLD] > 0:   # f'(a_in) m / (1 - p), kept by forward
-            ref, act = ws[6][off - b * n_in : off].reshape((b, n_in)), MASK_REF
-        gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, ref, EPI_DACT, act,
-             all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
-
-
-@njit(**INLINE_JIT)
-def backward(x, idx, params, grads, meta, ws, kept, threaded):
-    """From dz = dL/dz of the last layer (in ws[1]), the chain rule layer by layer down
-    to layer 0."""
-    for l in range(meta.shape[0] - 1, -1, -1):
-        backward_layer(x, idx, params, grads, meta, ws, kept, l, threaded)
+def backward(x, idx, params, grads, meta, ws, dz, kept, threaded, top, bottom):
+    """From dz = dL/dz of layer ``top`` (a view of ws[1] for the last layer, then
+    alternately ws[2], ws[1], ... going down), the chain rule layer by layer down to layer
+    ``bottom``: dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in).  kept:
+    x[idx] as forward packed it.  train_steps runs every layer (top = L - 1, bottom = 0),
+    backward_step one.  (One loop, no function per layer: an inlined function's array
+    arguments and results cost reference counts per layer, 3 % of config S's step.)"""
+    acts, dz_a, dz_b, pa, pb = ws[0], ws[1], ws[2], ws[3], ws[4]
+    b = dz.shape[0]
+    all_rows = idx[:0]
+    dz_in_a = (meta.shape[0] - 1 - top) % 2 == 0   # dz currently lives in dz_a
+    off = 0         # where layer l's output ends in acts (a_1 ... a_L in order)
+    for l in range(top + 1):
+        off += b * meta[l, 1]
+    for l in range(top, bottom - 1, -1):
+        n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
+        off -= b * n_out                # start of layer l's output: the end of its input
+        dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+        db = grads[b_off : b_off + n_out]
+        # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
+        # the top layer (dz from the loss), by the product that computed dz below it
+        epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
+        # a_in: a_0 = x[idx], packed by the forward pass into kept (B_PACKED: nothing to pack
+        # here), or the output of the layer below, packed here into pb
+        if l == 0:
+            a_in, b_panels, epi = x, kept, epi + B_PACKED
+        else:
+            a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
+        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows, threaded)
+        if l > 0:
+            w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
+            nxt = dz_b if dz_in_a else dz_a
+            dz_prev = nxt[: b * n_in].reshape((b, n_in))
+            ref, act = a_in, meta[l - 1, 4]
+            if meta[l - 1, DROP_THRESHOLD] > 0:   # f'(a_in) m / (1 - p), kept by forward
+                ref, act = ws[6][off - b * n_in : off].reshape((b, n_in)), MASK_REF
+            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, ref, EPI_DACT, act,
+                 all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
+            dz = dz_prev
+            dz_in_a = not dz_in_a
 
 
 @jit(**_JIT)
@@ -212,7 +209,7 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
                 hyper[STEPS] -= 1
             hyper[STOPPED_AT] = (s - start) // batch_size + 1
             return loss + l, hits
-        backward(x, idx, params, grads, meta, ws, kept, threaded)
+        backward(x, idx, params, grads, meta, ws, dz, kept, threaded, meta.shape[0] - 1, 0)
         l2_term(params, grads, meta, hyper, b)
         if not update(params, grads, state, hyper, False):   # the update would diverge
             if count_steps:
@@ -299,5 +296,8 @@ def backward_step(x, idx, params, grads, meta, ws, l, threaded):
     rows idx and backward_step of the layers above l: train_steps's backward pass, a layer
     a call."""
     vector_width()
-    kept = ws[5][:packed_size(meta[0, 0], idx.shape[0], panel_width(ws[5]))]
-    backward_layer(x, idx, params, grads, meta, ws, kept, l, threaded)
+    b = idx.shape[0]
+    kept = ws[5][:packed_size(meta[0, 0], b, panel_width(ws[5]))]
+    in_a = (meta.shape[0] - 1 - l) % 2 == 0   # where backward keeps layer l's dz
+    dz = (ws[1] if in_a else ws[2])[: b * meta[l, 1]].reshape((b, meta[l, 1]))
+    backward(x, idx, params, grads, meta, ws, dz, kept, threaded, l, l)
