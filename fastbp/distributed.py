@@ -73,6 +73,12 @@ def library():
     return " ".join(MPI.Get_library_version().splitlines()[0].split()), MPI.COMM_WORLD.Get_size()
 
 
+# A wait polls without sleeping for this long: the partner of a step's reduction is
+# usually a fraction of a millisecond behind, and a sleep would add its whole granularity
+# to every wait of every step (docs/distributed.md, "Figures").
+_SPIN_SECONDS = 0.005
+
+
 class World:
     """COMM_WORLD with deadlines on every wait and the reductions training needs."""
 
@@ -92,13 +98,18 @@ class World:
     def wait(self, request, what):
         """Wait for a non-blocking operation; after ``timeout`` seconds, stop the job with
         a message naming what was awaited (a rank that died or hangs)."""
-        deadline = time.monotonic() + self.timeout
+        if request.Test():
+            return
+        start = time.monotonic()
+        deadline = start + self.timeout
         spins = 0
         while not request.Test():
             spins += 1
-            if spins > 1000:        # the first thousand polls are free; then yield the core
-                time.sleep(0.0005)
-                if time.monotonic() > deadline:
+            if spins % 64 == 0:
+                now = time.monotonic()
+                if now - start > _SPIN_SECONDS:   # a partner far behind: yield the core
+                    time.sleep(0.0002)
+                if now > deadline:
                     self.abort(f"no answer from every rank within {self.timeout:g} s while "
                                f"{what}; a rank has died or hangs (FASTBP_MPI_TIMEOUT sets the limit)")
 
