@@ -71,17 +71,21 @@ class _Minibatch(common.ThreadsPinned):
         # forward and backward take x[idx] packed for dW_0 (the workspace's px, which the
         # forward pass writes and dW_0 reads) where the workspace has one, then gemm's
         # `threaded` where it can be compiled without threads (as the trainer picks it)
-        self.kept = (self.ws[5],) if len(self.ws) > 5 else ()
+        px = getattr(step, "PX", 5)   # the workspace's slot names (kernels/layout.py) since they came in
+        self.kept = (self.ws[px],) if len(self.ws) > px else ()
         self.threaded = (step.threading_for(self.meta, batch),) if hasattr(step, "threading_for") else ()
         # forward + loss once, keeping dz = dL/dz of the last layer for backward
         z = step.forward(self.x, self.idx, self.params_, self.meta, self.ws, *self.kept, *self.threaded)
         self.z = z
-        self.dz = self.ws[1][: batch * z.shape[1]].reshape((batch, z.shape[1]))
+        self.dz = self.ws[getattr(step, "DZ_A", 1)][: batch * z.shape[1]].reshape((batch, z.shape[1]))
         loss.output_loss(z, self.y, self.idx, self.dz, self.stats, self.code)
         self.dz0 = self.dz.copy()
         # backward takes the minibatch's rows too since a_0 may be read from x in place
         self.rows = (self.x, self.idx) if step.backward.py_func.__code__.co_argcount >= 7 else ()
-        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept, *self.threaded)  # warm
+        # and, since it can run a range of layers (MPI's backward_step), the top and bottom layer
+        n_args = step.backward.py_func.__code__.co_argcount
+        self.span = (self.meta.shape[0] - 1, 0) if n_args >= 11 else ()
+        step.backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept, *self.threaded, *self.span)  # warm
         self.dz[...] = self.dz0
 
 
@@ -101,7 +105,8 @@ class StepKernels(_Minibatch):
         # backward overwrites the buffer dz lives in (ping-pong deltas): restore it first,
         # a (batch x 10) copy, so every call sees the same, realistic input
         self.dz[...] = self.dz0
-        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept, *self.threaded)
+        self.k[3].backward(*self.rows, self.params_, self.grads, self.meta, self.ws, self.dz, *self.kept, *self.threaded,
+                           *self.span)
 
     def time_train_step(self, config, dtype):
         self.k[3].train_step(self.x, self.y, self.idx, self.params_, self.grads, self.state,
@@ -159,7 +164,14 @@ class DenseLayerGemm(common.ThreadsPinned):
         self.bias = np.zeros(n_out, dtype=dtype)
         self.c = np.empty((batch, n_out), dtype=dtype)
         self.flops = 2.0 * batch * n_in * n_out
-        if hasattr(gemm, "gemm"):   # packed outer-product kernel (W^T packed inside the call)
+        if hasattr(gemm, "TO_PACK"):   # named operands: a_rows after a; packs, packed and kept grouped
+            pb = np.empty(gemm.packed_size(n_out, n_in, 16), dtype=dtype)
+            none, every_row = pb[:0], np.empty(0, np.int64)
+            args = (self.a, gemm.AS_IS, every_row, self.w, gemm.TRANSPOSED, self.c, (none, pb),
+                    (gemm.TO_PACK, gemm.TO_PACK), self.epi, self.act, self.bias, self.c[:0], (none, none, none),
+                    gemm.THREADED)
+            self._call = lambda: gemm.gemm(*args)
+        elif hasattr(gemm, "gemm"):   # packed outer-product kernel (W^T packed inside the call)
             pb = np.empty(gemm.packed_size(n_out, n_in, 16), dtype=dtype)
             args = (self.a, gemm.AS_IS, self.w, gemm.TRANSPOSED, self.c, pb[:0], pb, self.bias, self.c,
                     self.epi, self.act)

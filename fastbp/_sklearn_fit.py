@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from ._epoch import CtrlC, DivergenceError, Minibatches, divergence_message, training_steps
-from .kernels.optim import ADAM_EPS0, ADAM_EPS_SCALE, HYPER_SIZE, L2_ALPHA, L2_DENOM, L2_LOSS, L2_SCALE
+from .kernels.optim import ADAM_EPS0, ADAM_EPS_SCALE, HYPER_SIZE, L2_ALPHA, L2_DENOM, L2_LOSS, L2_SCALE, LR
 from .kernels.step import threading_for
 from .optimizers import SGD, Adam
 
@@ -34,7 +34,7 @@ class _SkSGD(SGD):
 
     def set_hyper(self, hyper):
         super().set_hyper(hyper)
-        hyper[1] = self.lr * self.scale
+        hyper[LR] = self.lr * self.scale
 
 
 class _SkAdam(Adam):

@@ -245,12 +245,13 @@ def run_steps(world, x, y, order, start_row, stop, batch_size, model, state, hyp
     takes the same decisions: a minibatch whose loss is not finite stops the call before
     its update on every rank (_epoch.checked_steps then acts alike everywhere).
     Returns (loss sum, hits) over all ranks."""
+    from .kernels.layout import B_OFF, N_OUT, W_OFF
     from .kernels.optim import STEPS, STOPPED_AT
     from .kernels.step import backward_step, forward_loss, update_step
     meta, params, grads = model.meta, model.params, model.grads
     n_layers = meta.shape[0]
-    # layer l's gradient is grads[meta[l, 2] : meta[l, 3] + n_out]: its weights, then its bias
-    spans = [(int(meta[l, 2]), int(meta[l, 3] + meta[l, 1])) for l in range(n_layers)]
+    # layer l's gradient is grads[meta[l, W_OFF] : meta[l, B_OFF] + n_out]: its weights, then its bias
+    spans = [(int(meta[l, W_OFF]), int(meta[l, B_OFF] + meta[l, N_OUT])) for l in range(n_layers)]
     pair = np.zeros(2, dtype=np.float64)
     total = total_hits = 0.0
     hyper[STOPPED_AT] = 0.0

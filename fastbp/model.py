@@ -5,39 +5,18 @@ import numpy as np
 
 from . import _mlp_file
 from . import _validation as V
-from ._config import MR, NR_VECS, PREDICT_CHUNK, VEC_BYTES
-from ._memory import aligned_empty, aligned_zeros
+from ._config import PREDICT_CHUNK
+from ._memory import aligned_zeros
 from ._threads import using_threads
 from .kernels import activations as _act
 from .kernels import dropout as _drop
+from .kernels import layout as _layout
 from .kernels import loss as _loss
 from .kernels.step import eval_batch, predict_batch, threading_for
 
 ACTIVATIONS = tuple(_act.CODES)
 OUTPUTS = tuple(_loss.CODES)
 _EVAL_ELEMENTS = 1 << 22  # activations per evaluation chunk (16 MiB in float32)
-
-
-def _packed(n, k, w):
-    """Elements of a k x n operand packed into panels of w columns (gemm.packed_size)."""
-    return -(-n // w) * w * k
-
-
-def _packed_sizes(sizes, b, itemsize):
-    """Elements of the two packing buffers of kernels/gemm.py over the products of a
-    training step at batch b: op(A) = dz^T (dW) and op(B) = W^T (forward), a_in (dW), W
-    (dx).  Layer 0's a_in, x[idx], is packed into px instead (_kept_x_size)."""
-    nr = NR_VECS * VEC_BYTES // itemsize
-    pairs = list(zip(sizes[:-1], sizes[1:]))
-    pa = max(_packed(n_out, b, MR) for n_in, n_out in pairs)
-    pb = max(_packed(n, k, nr) for l, (n_in, n_out) in enumerate(pairs)
-             for n, k in [(n_out, n_in), (n_in, b) if l > 0 else (0, 0), (n_in, n_out)])
-    return pa, pb
-
-
-def _kept_x_size(sizes, b, itemsize):
-    """Elements of px, x[idx] packed by layer 0's forward for dW_0 (kernels/step.py train_steps)."""
-    return _packed(sizes[0], b, NR_VECS * VEC_BYTES // itemsize)
 
 
 def _check_activation(activation, n_hidden):
@@ -208,12 +187,13 @@ class MLP:
     # -- structure ---------------------------------------------------------------------
     def _build(self):
         n_layers = len(self.sizes) - 1
-        meta = np.zeros((n_layers, 7), dtype=np.int64)
+        meta = np.zeros((n_layers, _layout.META_COLUMNS), dtype=np.int64)   # (kernels/layout.py)
+        L = _layout
         off = 0
         for l in range(n_layers):
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
             act = _act.IDENTITY if l == n_layers - 1 else _act.CODES[self.hidden_activations[l]]
-            meta[l, :5] = (n_in, n_out, off, off + n_in * n_out, act)
+            meta[l, [L.N_IN, L.N_OUT, L.W_OFF, L.B_OFF, L.ACT]] = (n_in, n_out, off, off + n_in * n_out, act)
             off += n_in * n_out + n_out
         self._set_dropout_meta(meta)
         self.meta = meta
@@ -221,7 +201,7 @@ class MLP:
         self.grads = aligned_zeros(off, self.dtype)
         self.layers = []
         for l in range(n_layers):
-            n_in, n_out, w_off, b_off = meta[l, :4]
+            n_in, n_out, w_off, b_off = meta[l, [L.N_IN, L.N_OUT, L.W_OFF, L.B_OFF]]
             act = self.output if l == n_layers - 1 else self.hidden_activations[l]
             self.layers.append(Layer(self.params[w_off:w_off + n_in * n_out].reshape(n_out, n_in),
                                      self.params[b_off:b_off + n_out], act))
@@ -296,17 +276,7 @@ class MLP:
         if ws is None:
             if len(self._workspaces) >= 3:   # train, evaluate, predict sizes
                 self._workspaces.pop(next(iter(self._workspaces)))
-            s = self.sizes
-            widest_out = max(s[1:])
-            pa, pb = _packed_sizes(s, b_max, np.dtype(self.dtype).itemsize)
-            e = lambda n: aligned_empty(max(n, 1), self.dtype)  # noqa: E731
-            # (acts: the layers' outputs a_1 ... a_L; a_0 is read from X in place, kernels/step.py)
-            px = _kept_x_size(s, b_max, np.dtype(self.dtype).itemsize)
-            # dm, dropout's f'(a) / (1 - p) (kernels/step.py), laid out as acts
-            dm = b_max * sum(s[1:]) if any(self.hidden_dropout) else 1
-            buffers = (e(b_max * sum(s[1:])), e(b_max * widest_out), e(b_max * widest_out), e(pa), e(pb), e(px),
-                       e(dm))
-            ws = (buffers, aligned_empty((2, b_max), np.float64))
+            ws = _layout.make_workspace(self.sizes, b_max, self.dtype, any(self.hidden_dropout))
             self._workspaces[b_max] = ws
         return ws
 

@@ -73,11 +73,11 @@ class Optimizer:
         """Write the hyper-parameters and the step count into the kernels' vector ``hyper``.
         The compiled loop counts steps in ``hyper[STEPS]``; read it back with ``sync``."""
         hyper[:] = 0
-        hyper[0] = self.kind
-        hyper[1] = self.current_lr
+        hyper[_k.KIND] = self.kind
+        hyper[_k.LR] = self.current_lr
         hyper[_k.STEPS] = self.steps
-        if not isinstance(self.lr, numbers.Real):   # a schedule: the compiled loop sets hyper[1] per step
-            hyper[_k.SCHEDULE], hyper[_k.SCHEDULE + 1:_k.SCHEDULE + 5] = self.lr.kernel_args()
+        if not isinstance(self.lr, numbers.Real):   # a schedule: the compiled loop sets hyper[LR] per step
+            hyper[_k.SCHEDULE], hyper[_k.SCHEDULE_ARGS] = self.lr.kernel_args()
 
     @property
     def current_lr(self):
@@ -137,9 +137,9 @@ class SGD(Optimizer):
 
     def set_hyper(self, hyper):
         super().set_hyper(hyper)
-        hyper[2] = self.momentum
-        hyper[3] = self.weight_decay
-        hyper[4] = 1.0 if self.nesterov else 0.0
+        hyper[_k.MOMENTUM] = self.momentum
+        hyper[_k.WEIGHT_DECAY] = self.weight_decay
+        hyper[_k.NESTEROV] = 1.0 if self.nesterov else 0.0
 
     def get_config(self):
         return {"name": "sgd", "lr": self._lr_config(), "momentum": self.momentum,
@@ -176,9 +176,9 @@ class Adam(Optimizer):
 
     def set_hyper(self, hyper):
         super().set_hyper(hyper)
-        hyper[3] = self.weight_decay
-        hyper[5], hyper[6] = self.betas
-        hyper[7] = self.eps
+        hyper[_k.WEIGHT_DECAY] = self.weight_decay
+        hyper[_k.BETA1], hyper[_k.BETA2] = self.betas
+        hyper[_k.EPS] = self.eps
 
     def get_config(self):
         return {"name": "adam", "lr": self._lr_config(), "betas": list(self.betas), "eps": self.eps,

@@ -44,11 +44,11 @@ from fastbp.kernels import gemm as G  # noqa: E402
 from fastbp.kernels import loss as L  # noqa: E402
 from fastbp.kernels import optim as O  # noqa: E402
 from fastbp.kernels import python_callable  # noqa: E402
-from fastbp.kernels.gemm import (A_PANEL, AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT,  # noqa: E402
-                                 EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS, THREADED, TRANSPOSED)
-from fastbp.kernels.optim import HYPER_SIZE, SGD  # noqa: E402
+from fastbp.kernels.gemm import (A_PANEL, AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, THREADED, TO_PACK,  # noqa: E402
+                                 TRANSPOSED)
+from fastbp.kernels.layout import PA, PB, PX, buffer_sizes  # noqa: E402  (the workspace's own sizing)
+from fastbp.kernels.optim import HYPER_SIZE, KIND, LR, SGD  # noqa: E402
 from fastbp._config import MR  # noqa: E402
-from fastbp.model import _kept_x_size, _packed_sizes  # noqa: E402  (the workspace's own sizing)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from benchmarks.common import CONFIGS  # noqa: E402  (docs/benchmarks.md's configurations: one table)
@@ -57,6 +57,7 @@ from benchmarks.common import CONFIGS  # noqa: E402  (docs/benchmarks.md's confi
 gemm, pack, panel_width = (python_callable(k) for k in (G.gemm, G.pack, G.panel_width))
 output_loss, update = python_callable(L.output_loss), python_callable(O.update)
 ALL = np.empty(0, np.int64)   # gemm's a_rows: every row, in order
+UNPACKED = (TO_PACK, TO_PACK)   # gemm's packed: nothing packed before
 
 
 
@@ -98,34 +99,39 @@ def main():
             db = np.empty(n_out, dt)
             dx = np.empty((b, n_in), dt)
             # pa also takes dx^T packed (the dx product's epilogue), the layer below's dz^T
-            pa, pb = (np.empty(size, dt) for size in _packed_sizes([n_out, n_in, n_out], b, dt.itemsize))
+            sizes_pa_pb = buffer_sizes([n_out, n_in, n_out], b, dt, False)
+            pa, pb = np.empty(sizes_pa_pb[PA], dt), np.empty(sizes_pa_pb[PB], dt)
+            none = pa[:0]
             nr = panel_width(pb)
             flops = 2.0 * b * n_in * n_out
             # Each product packs its operand B first, and the top layer's dW its dz^T; "packing"
             # times that.  Below the top, dz^T was packed by the dx product above (as in a step).
-            # Layer 0's forward packs x for its dW (which packs nothing of x, B_PACKED).
+            # Layer 0's forward packs x for its dW (which packs nothing of x: b_packed).
             top = l == len(sizes) - 2
             if not top:
                 pa[:] = rng.standard_normal(pa.size).astype(dt)
-            kept = np.empty(_kept_x_size([n_in, n_out], b, dt.itemsize), dt)
-            fwd_ref, fwd_epi = (kept.reshape(b, -1), EPI_BIAS_ACT_KEEP_A) if l == 0 else (z, EPI_BIAS_ACT)
+            kept = np.empty(buffer_sizes([n_in, n_out], b, dt, False)[PX], dt)
+            fwd_kept = kept if l == 0 else none
             rows = np.arange(b, dtype=np.int64) if l == 0 else ALL   # layer 0 reads x[idx] (keeping it)
-            dw_pb, dw_epi = (kept, B_PACKED) if l == 0 else (pb, 0)
-            dw_epi += EPI_A_SUMS if top else EPI_PACKED_A_SUMS
+            dw_pb = kept if l == 0 else pb
+            dw_packed = (np.bool_(not top), np.bool_(l == 0))   # (dz^T, x): packed by the products before
             tests = [
                 ("forward (bias+sigmoid)",
-                 lambda: gemm(x, AS_IS, w, TRANSPOSED, z, pa, pb, bias, fwd_ref, fwd_epi, A.SIGMOID, rows, THREADED),
+                 lambda: gemm(x, AS_IS, rows, w, TRANSPOSED, z, (pa, pb), UNPACKED, EPI_BIAS_ACT, A.SIGMOID, bias,
+                              z[:0], (none, fwd_kept, none), THREADED),
                  flops),
                 ("  of which packing", lambda: pack(w, TRANSPOSED, nr, pb), 0),
                 ("dW = dz^T x, db",
-                 lambda: gemm(dz, TRANSPOSED, x, AS_IS, dw, pa, dw_pb, db, dw, dw_epi, 0, ALL, THREADED), flops),
+                 lambda: gemm(dz, TRANSPOSED, ALL, x, AS_IS, dw, (pa, dw_pb), dw_packed, EPI_NONE, 0, none, dw[:0],
+                              (db, none, none), THREADED), flops),
                 # (x packed unless layer 0's, or read in place: n_out <= 2 MR, gemm.py)
                 ("  of which packing", lambda: (pack(dz, AS_IS, A_PANEL, pa) if top else None,
                                                 pack(x, AS_IS, nr, pb) if l > 0 and n_out > 2 * MR else None), 0),
             ]
             if l > 0:
                 tests += [("dx = (dz W) f'(a)",
-                           lambda: gemm(dz, AS_IS, w, AS_IS, dx, pa, pb, bias, x, EPI_DACT, A.SIGMOID, ALL, THREADED),
+                           lambda: gemm(dz, AS_IS, ALL, w, AS_IS, dx, (pa, pb), UNPACKED, EPI_DACT, A.SIGMOID, none,
+                                        x, (none, none, pa), THREADED),
                            flops),
                           ("  of which packing", lambda: pack(w, AS_IS, nr, pb), 0)]
             for name, fn, f in tests:
@@ -148,7 +154,7 @@ def main():
         grads = rng.standard_normal(n_params).astype(dt)
         state = np.zeros((2, n_params), dt)
         hyper = np.zeros(HYPER_SIZE)
-        hyper[0], hyper[1] = SGD, 1e-6
+        hyper[KIND], hyper[LR] = SGD, 1e-6
         t = timeit(lambda: update(params, grads, state, hyper, True), args.repeat)
         total += t
         print(f"{cfg:6} {f'{n_params} params':>14} {'SGD update':22} {t * 1e6:10.1f}")

@@ -92,7 +92,8 @@ def test_kept_fraction_and_predict_is_mask_free(rng):
     X = rng.standard_normal((400, 8))
     y = targets("softmax", 400, 3, rng)
     gradients(model, X, y, step=1)
-    acts = model.workspace(400)[0][0][:400 * 256]
+    from fastbp.kernels.layout import ACTS
+    acts = model.workspace(400)[0][ACTS][:400 * 256]
     kept = np.count_nonzero(acts) / acts.size
     assert abs(kept - (1 - p)) < 0.01, kept                   # 102400 draws: 4.5 sigma
     # the kept units are scaled by 1 / (1 - p): their mean matches the undropped mean

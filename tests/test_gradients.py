@@ -7,7 +7,7 @@ import fastbp
 import naive
 from fastbp.kernels import gemm as G
 from fastbp.kernels import python_callable
-from fastbp.kernels.gemm import AS_IS, EPI_NONE, THREADED
+from fastbp.kernels.gemm import AS_IS, EPI_NONE, THREADED, TO_PACK
 
 ACTS = ["sigmoid", "tanh", "relu", "identity"]
 OUTPUTS = ["softmax", "sigmoid", "identity"]
@@ -88,8 +88,9 @@ def test_chain_rule_worked_example():
     dx = np.empty((1, 1))
     no_rows = np.empty(0, np.int64)
     pb = np.empty(python_callable(G.packed_size)(1, 1, python_callable(G.panel_width)(dx)))  # W packed: one panel
-    python_callable(G.gemm)(dz, AS_IS, model.layers[0].weight, AS_IS, dx, np.empty(0), pb, dx[0], dx,
-                            EPI_NONE, 0, no_rows, THREADED)
+    none = np.empty(0)
+    python_callable(G.gemm)(dz, AS_IS, no_rows, model.layers[0].weight, AS_IS, dx, (none, pb), (TO_PACK, TO_PACK),
+                            EPI_NONE, 0, none, dx[:0], (none, none, none), THREADED)
     assert dx[0, 0] == -2.0
 
 

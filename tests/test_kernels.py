@@ -6,12 +6,13 @@ from conftest import tol
 import naive
 from fastbp._config import KC_BYTES, MR, NR_VECS, VEC_BYTES
 from fastbp.kernels import activations as A
+from fastbp.kernels import layout
 from fastbp.kernels import gemm as G
 from fastbp.kernels import loss as L
 from fastbp.kernels import optim as O
 from fastbp.kernels import python_callable
-from fastbp.kernels.gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_NONE,
-                                 EPI_PACKED_A_SUMS, SERIAL_ONLY, THREADED, TRANSPOSED)
+from fastbp.kernels.gemm import (AS_IS, EPI_BIAS_ACT, EPI_DACT, EPI_NONE, PACKED, SERIAL_ONLY, THREADED, TO_PACK,
+                                 TRANSPOSED)
 
 # The kernels, compiled so that the tests can call them from Python (fastbp/kernels/__init__.py)
 gemm, pack = python_callable(G.gemm), python_callable(G.pack)
@@ -37,13 +38,20 @@ def _close(got, ref, dtype, scale=None):
 NO_ROWS = np.empty(0, np.int64)
 
 
-def _product(a, a_t, b, b_t, c, bias, ref, epilogue, act, a_rows=NO_ROWS, threaded=THREADED):
-    """gemm with packing buffers of exactly the documented sizes (so an overrun shows)."""
+UNPACKED = (TO_PACK, TO_PACK)
+
+
+def _product(a, a_t, b, b_t, c, epilogue, act, bias=None, ref=None, sums=None, a_rows=NO_ROWS, threaded=THREADED):
+    """gemm with packing buffers of exactly the documented sizes (so an overrun shows);
+    EPI_DACT also packs c^T into pa, which is returned."""
     m, n = c.shape
     k = a.shape[0] if a_t else a.shape[1]
     pa = np.empty(packed_size(m, k, MR) if a_t else packed_size(n, m, MR) if epilogue == EPI_DACT else 0, c.dtype)
     pb = np.empty(packed_size(n, k, panel_width(c)), c.dtype)
-    gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded)
+    none = np.empty(0, c.dtype)
+    gemm(a, a_t, a_rows, b, b_t, c, (pa, pb), UNPACKED, epilogue, act, none if bias is None else bias,
+         c[:0] if ref is None else ref, (none if sums is None else sums, none, pa if epilogue == EPI_DACT else none),
+         threaded)
     return pa
 
 
@@ -55,9 +63,8 @@ def test_gemm_plain(dtype, m, n, k, rng):
     ref = a.astype(np.float64) @ b.astype(np.float64)
     for a_t, b_t in [(AS_IS, AS_IS), (TRANSPOSED, AS_IS), (AS_IS, TRANSPOSED), (TRANSPOSED, TRANSPOSED)]:
         c = np.full((m, n), np.nan, dtype)
-        sums = np.full(m, np.nan, dtype)  # EPI_A_SUMS (op(a) packed only): the row sums of op(a)
-        _product(a.T.copy() if a_t else a, a_t, b.T.copy() if b_t else b, b_t, c, sums, c,
-                 EPI_A_SUMS if a_t else EPI_NONE, 0)
+        sums = np.full(m, np.nan, dtype)  # (op(a) packed only): the row sums of op(a)
+        _product(a.T.copy() if a_t else a, a_t, b.T.copy() if b_t else b, b_t, c, EPI_NONE, 0, sums=sums)
         assert c.dtype == dtype
         _close(c, ref, dtype, scale=np.sqrt(k) * 3)
         if a_t:
@@ -74,7 +81,7 @@ def test_gemm_reads_picked_rows_in_place(dtype, m, n, k, rng):
     b = rng.standard_normal((k, n)).astype(dtype)
     ref = big_a[a_rows].astype(np.float64) @ b.astype(np.float64)
     c = np.full((m, n), np.nan, dtype)
-    _product(big_a, AS_IS, b, AS_IS, c, c[0], c, EPI_NONE, 0, a_rows=a_rows)
+    _product(big_a, AS_IS, b, AS_IS, c, EPI_NONE, 0, a_rows=a_rows)
     _close(c, ref, dtype, scale=np.sqrt(k) * 3)
 
 
@@ -95,9 +102,9 @@ def test_serial_only_gemm_matches_threaded(dtype, m, n, k, rng):
     results = {}
     for threaded in (THREADED, SERIAL_ONLY):
         z, dw, db, dx = (np.full(shape, np.nan, dtype) for shape in [(m, n), (n, k), (n,), (m, k)])
-        _product(x, AS_IS, w, TRANSPOSED, z, bias, z, EPI_BIAS_ACT, A.SIGMOID, threaded=threaded)
-        _product(dz, TRANSPOSED, x, AS_IS, dw, db, dw, EPI_A_SUMS, 0, threaded=threaded)
-        pa = _product(dz, AS_IS, w, AS_IS, dx, db, a_prev, EPI_DACT, A.SIGMOID, threaded=threaded)
+        _product(x, AS_IS, w, TRANSPOSED, z, EPI_BIAS_ACT, A.SIGMOID, bias=bias, threaded=threaded)
+        _product(dz, TRANSPOSED, x, AS_IS, dw, EPI_NONE, 0, sums=db, threaded=threaded)
+        pa = _product(dz, AS_IS, w, AS_IS, dx, EPI_DACT, A.SIGMOID, ref=a_prev, threaded=threaded)
         results[threaded is SERIAL_ONLY] = (z, dw, db, dx, pa)
     for threaded_result, serial_result in zip(results[False], results[True]):
         assert not np.isnan(serial_result).any()
@@ -107,8 +114,8 @@ def test_serial_only_gemm_matches_threaded(dtype, m, n, k, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", SHAPES)
 def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
-    """Layer 0: the forward product (EPI_BIAS_ACT_KEEP_A) packs the rows of x it reads,
-    and dW_0 (B_PACKED) uses them: the same results as without, bit for bit."""
+    """Layer 0: the forward product packs the rows of x it reads (a_kept), and dW_0
+    (b_packed) uses them: the same results as without, bit for bit."""
     big_x = rng.standard_normal((2 * m + 3, k)).astype(dtype)
     rows = rng.integers(0, big_x.shape[0], size=m).astype(np.int64)
     w = rng.standard_normal((n, k)).astype(dtype)
@@ -117,23 +124,25 @@ def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
     kept = np.full(packed_size(k, m, nr), np.nan, dtype)
     c, c_ref = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
     pb = np.empty(packed_size(n, k, nr), dtype)
-    gemm(big_x, AS_IS, w, TRANSPOSED, c, NO_ROWS.astype(dtype), pb, bias, kept.reshape(m, -1),
-         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, rows, THREADED)
-    _product(big_x, AS_IS, w, TRANSPOSED, c_ref, bias, c_ref, EPI_BIAS_ACT, A.SIGMOID, a_rows=rows)
+    none = np.empty(0, dtype)
+    gemm(big_x, AS_IS, rows, w, TRANSPOSED, c, (none, pb), UNPACKED, EPI_BIAS_ACT, A.SIGMOID, bias, c[:0],
+         (none, kept, none), THREADED)
+    _product(big_x, AS_IS, w, TRANSPOSED, c_ref, EPI_BIAS_ACT, A.SIGMOID, bias=bias, a_rows=rows)
     np.testing.assert_array_equal(c, c_ref)
     np.testing.assert_array_equal(kept, naive.pack_panels(big_x[rows], nr))
     # without a row map (not a training step's layer 0) it keeps nothing
     untouched = np.full_like(kept, np.nan)
-    gemm(big_x[rows], AS_IS, w, TRANSPOSED, c, NO_ROWS.astype(dtype), pb, bias, untouched.reshape(m, -1),
-         EPI_BIAS_ACT_KEEP_A, A.SIGMOID, NO_ROWS, THREADED)
+    gemm(big_x[rows], AS_IS, NO_ROWS, w, TRANSPOSED, c, (none, pb), UNPACKED, EPI_BIAS_ACT, A.SIGMOID, bias, c[:0],
+         (none, untouched, none), THREADED)
     np.testing.assert_array_equal(c, c_ref)
     assert np.isnan(untouched).all()
     dz = rng.standard_normal((m, n)).astype(dtype)         # dW_0 = dz^T x[rows]: (n, k), reduction over m
     dw, db = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
     dw_ref, db_ref = np.full((n, k), np.nan, dtype), np.full(n, np.nan, dtype)
     pa = np.empty(packed_size(n, m, MR), dtype)
-    gemm(dz, TRANSPOSED, big_x, AS_IS, dw, pa, kept, db, dw, EPI_A_SUMS + B_PACKED, 0, NO_ROWS, THREADED)
-    _product(dz, TRANSPOSED, big_x[rows], AS_IS, dw_ref, db_ref, dw_ref, EPI_A_SUMS, 0)
+    gemm(dz, TRANSPOSED, NO_ROWS, big_x, AS_IS, dw, (pa, kept), (TO_PACK, PACKED), EPI_NONE, 0, none, dw[:0],
+         (db, none, none), THREADED)
+    _product(dz, TRANSPOSED, big_x[rows], AS_IS, dw_ref, EPI_NONE, 0, sums=db_ref)
     np.testing.assert_array_equal(dw, dw_ref)
     np.testing.assert_array_equal(db, db_ref)
 
@@ -146,7 +155,7 @@ def test_dense_forward_fused(dtype, act, m, n, k, rng):
     w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(dtype)
     bias = rng.standard_normal(n).astype(dtype)
     c = np.empty((m, n), dtype)
-    _product(x, AS_IS, w, TRANSPOSED, c, bias, c, EPI_BIAS_ACT, A.CODES[act])
+    _product(x, AS_IS, w, TRANSPOSED, c, EPI_BIAS_ACT, A.CODES[act], bias=bias)
     _close(c, naive.dense_forward(x, w, bias, act), dtype, scale=3.0)
 
 
@@ -158,19 +167,21 @@ def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     w = rng.standard_normal((k, n)).astype(dtype)       # W as stored, (n_out, n_in)
     a_prev = naive.activate(rng.standard_normal((m, n)), act).astype(dtype)
     out = np.empty((m, n), dtype)
-    pa = _product(dz, AS_IS, w, AS_IS, out, out[0], a_prev, EPI_DACT, A.CODES[act])
+    pa = _product(dz, AS_IS, w, AS_IS, out, EPI_DACT, A.CODES[act], ref=a_prev)
     ref = (dz.astype(np.float64) @ w.astype(np.float64)) * naive.derivative_from_output(
         a_prev.astype(np.float64), act)
     _close(out, ref, dtype, scale=np.sqrt(k) * 3)
     # ... and out^T packed into pa, as the weight gradient below it reads dz^T: that
-    # product (EPI_PACKED_A_SUMS) gives what it gives when it packs dz^T itself.
+    # product (a_packed) gives what it gives when it packs dz^T itself.
     np.testing.assert_array_equal(pa, naive.pack_panels(out, MR))
     a_in = rng.standard_normal((m, 5)).astype(dtype)
     dw, db = np.full((n, 5), np.nan, dtype), np.full(n, np.nan, dtype)
     dw_ref, db_ref = np.full((n, 5), np.nan, dtype), np.full(n, np.nan, dtype)
     pb = np.empty(packed_size(5, m, panel_width(dw)), dtype)
-    gemm(out, TRANSPOSED, a_in, AS_IS, dw, pa, pb, db, dw, EPI_PACKED_A_SUMS, 0, NO_ROWS, THREADED)
-    _product(out, TRANSPOSED, a_in, AS_IS, dw_ref, db_ref, dw_ref, EPI_A_SUMS, 0)
+    none = np.empty(0, dtype)
+    gemm(out, TRANSPOSED, NO_ROWS, a_in, AS_IS, dw, (pa, pb), (PACKED, TO_PACK), EPI_NONE, 0, none, dw[:0],
+         (db, none, none), THREADED)
+    _product(out, TRANSPOSED, a_in, AS_IS, dw_ref, EPI_NONE, 0, sums=db_ref)
     np.testing.assert_array_equal(dw, dw_ref)
     np.testing.assert_array_equal(db, db_ref)
 
@@ -179,8 +190,8 @@ def test_sigmoid_is_stable_for_large_inputs():
     for dtype in DTYPES:
         z = np.array([[-1000.0, -90.0, 0.0, 90.0, 1000.0]], dtype)
         c = np.empty_like(z)
-        _product(np.ones((1, 1), dtype), AS_IS, np.zeros((1, 5), dtype), AS_IS, c, z[0], c, EPI_BIAS_ACT,
-                 A.SIGMOID)
+        _product(np.ones((1, 1), dtype), AS_IS, np.zeros((1, 5), dtype), AS_IS, c, EPI_BIAS_ACT, A.SIGMOID,
+                 bias=z[0])
         assert np.all(np.isfinite(c))
         np.testing.assert_allclose(c[0], [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-30)
 
@@ -233,13 +244,14 @@ def _run_update(kind, p, g, state, steps, **h):
     hyper = np.zeros(O.HYPER_SIZE)
     for t in range(1, steps + 1):
         hyper[:] = 0
-        hyper[0], hyper[1] = kind, h["lr"]
-        hyper[2], hyper[3], hyper[4] = h.get("momentum", 0), h.get("weight_decay", 0), h.get("nesterov", 0)
+        hyper[O.KIND], hyper[O.LR] = kind, h["lr"]
+        hyper[O.MOMENTUM], hyper[O.WEIGHT_DECAY] = h.get("momentum", 0), h.get("weight_decay", 0)
+        hyper[O.NESTEROV] = h.get("nesterov", 0)
         if kind == O.ADAM:
             b1, b2 = h["betas"]
-            hyper[5], hyper[6], hyper[7] = b1, b2, h["eps"]
-            hyper[8] = h["lr"] / (1 - b1 ** t)
-            hyper[9] = np.sqrt(1 - b2 ** t)
+            hyper[O.BETA1], hyper[O.BETA2], hyper[O.EPS] = b1, b2, h["eps"]
+            hyper[O.STEP_SIZE] = h["lr"] / (1 - b1 ** t)
+            hyper[O.BC2_SQRT] = np.sqrt(1 - b2 ** t)
         update(p, g[t - 1], state, hyper, True)
 
 
@@ -305,3 +317,23 @@ def test_compiled_only_kernel_raises_when_python_calls_it():
     with pytest.raises(TypeError, match="packed_size.*python_callable"):
         G.packed_size(17, 3, 16)
     assert python_callable(G.packed_size)(17, 3, 16) == 32 * 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_workspace_holds_every_product_of_a_step(dtype):
+    """kernels/layout.py sizes the packing buffers from gemm's own packed_size and
+    panel_width: on awkward widths, at every batch up to the workspace's, each buffer holds
+    what gemm packs into it (gemm's docstring) in a training step."""
+    sizes, b_max = [37, 1, 300, 13, 5], 23
+    n = layout.buffer_sizes(sizes, b_max, dtype, False)
+    nr = panel_width(np.empty(0, dtype))
+    assert nr == NR_VECS * VEC_BYTES // np.dtype(dtype).itemsize
+    for b in range(1, b_max + 1):
+        assert n[layout.PX] >= packed_size(sizes[0], b, nr)                      # layer 0's x[idx], for dW_0
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            assert n[layout.PA] >= packed_size(n_out, b, MR)                      # dz^T (dW)
+            assert n[layout.PA] >= packed_size(n_in, b, MR) or l == 0             # dz_prev^T (delta_down)
+            assert n[layout.PB] >= packed_size(n_out, n_in, nr)                   # W^T (forward)
+            assert n[layout.PB] >= packed_size(n_in, b, nr) or l == 0             # a_in (dW)
+            assert n[layout.PB] >= packed_size(n_in, n_out, nr) or l == 0         # W (delta_down)
+            assert n[layout.ACTS] >= b * sum(sizes[1:]) and n[layout.DZ_A] >= b * n_out

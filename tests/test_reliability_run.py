@@ -177,8 +177,9 @@ for m, n, k, threaded in [(77, 13, 37, G.SERIAL_ONLY), (255, 370, 300, G.THREADE
     a, b, c = rng.random((m, k)), rng.random((n, k)), np.zeros((m, n))
     pb = np.empty(packed_size(n, k, panel_width(c)) - 5)
     try:
-        gemm(a, G.AS_IS, b, G.TRANSPOSED, c, np.empty(0), pb, np.zeros(n), c, G.EPI_NONE, 0,
-             np.empty(0, np.int64), threaded)
+        none = np.empty(0)
+        gemm(a, G.AS_IS, np.empty(0, np.int64), b, G.TRANSPOSED, c, (none, pb), (G.TO_PACK, G.TO_PACK), G.EPI_NONE,
+             0, none, c[:0], (none, none, none), threaded)
         raise SystemExit(f"an out-of-bounds write went unnoticed ({m}x{n}x{k})")
     except (IndexError, SystemError) as e:
         assert isinstance(e, IndexError) or isinstance(e.__cause__, IndexError), e

@@ -39,31 +39,26 @@ from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, deriva
 from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
 from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vstore, vstore_block, vtranspose
 
-# Epilogue codes are NumPy integers, not Python ints: Numba types a Python int constant
-# passed to another compiled function as a literal, and compiled the product once per code.
+# Flags and codes are NumPy scalars, not Python constants: Numba types a Python constant
+# passed to another compiled function as a literal, and compiles the callee once per value.
+# The epilogue: what is done to a tile of c = op(a) op(b) while it is in cache.
 EPI_NONE = np.int64(0)      # c = a b
-EPI_BIAS_ACT = np.int64(1)  # c = f(a b + bias)          forward of a dense layer
-EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)         delta passed down: dz_prev = (dz W) * f'(a_prev),
-                            #                             (act MASKED: c = (a b) * ref, kernels/dropout.py)
-                            #                             and pa = c^T packed (see gemm)
-EPI_A_SUMS = np.int64(3)    # c = a b, bias = row sums of a   weight gradient and bias gradient: dW = dz^T a_in,
-                            #                                 db = sum over the batch of dz
-EPI_PACKED_A_SUMS = np.int64(4)  # the same, op(A) = a^T already packed in pa by the EPI_DACT product
-                                 # that computed a
-EPI_BIAS_ACT_KEEP_A = np.int64(5)  # c = f(a b + bias), and op(a) packed into ref as the op(B) of the
-                                   # weight gradient to come (layer 0: dW_0 = dz_0^T x[idx])
-B_PACKED = np.int64(8)      # added to EPI_A_SUMS or EPI_PACKED_A_SUMS: op(B) already packed in pb
-                            # (by EPI_BIAS_ACT_KEEP_A)
-# How an operand is stored (NumPy booleans for the same reason).
+EPI_BIAS_ACT = np.int64(1)  # c = f(a b + bias)        forward of a dense layer
+EPI_DACT = np.int64(2)      # c = (a b) * f'(ref)       delta passed down: dz_prev = (dz W) * f'(a_prev)
+                            #                           (act MASKED: c = (a b) * ref, kernels/dropout.py)
+# How an operand is stored.
 AS_IS = np.bool_(False)
 TRANSPOSED = np.bool_(True)
+# Whether a packing buffer already holds its operand, packed by an earlier product (gemm's `packed`).
+TO_PACK = np.bool_(False)
+PACKED = np.bool_(True)
 A_PANEL = np.int64(MR)      # MR as an argument (a Python int would be a literal: another compile of pack)
 # gemm's last argument, `threaded`.  THREADED: products of SERIAL_FLOPS or more run in
 # parallel.  SERIAL_ONLY (None): every product runs serially, and Numba prunes the branch
 # `threaded is None` as it compiles, so that specialisation has no parallel loop in it at
-# all.  A network whose products are all below SERIAL_FLOPS (step.py's threading_for) would never
-# start a parallel region, and without one its first call compiles about 4 s sooner
-# (docs/performance.md, seventh session).
+# all: a network whose products are all below SERIAL_FLOPS (step.py's threading_for) never
+# starts a parallel region, and compiles seconds sooner without one (docs/performance.md,
+# "Compile time and caching").
 THREADED = np.bool_(True)
 SERIAL_ONLY = None
 
@@ -76,7 +71,7 @@ def set_parallel_chunksize(typingctx, n):
     """numba.set_parallel_chunksize(n) (returns the previous size), calling Numba's C
     function by its symbol name, as Numba's own parallel loops do.  Numba's overload calls
     it through a ctypes pointer, and a function that holds one cannot be cached on disk
-    (seen: train_steps compiled anew in every process)."""
+    (train_steps would be compiled anew in every process)."""
     if not isinstance(n, types.Integer):
         return None
     launch_threads()             # registers the symbol
@@ -101,8 +96,9 @@ assert all(-(-MR // w) * w - MR <= MR for w in (VEC_BYTES // 4, VEC_BYTES // 8))
 
 @jit(**_JIT)
 def panel_width(c):
-    """NR: columns of C per micro-kernel call, NR_VECS vectors of c's dtype."""
-    return NR_VECS * lanes(c)
+    """NR: columns of C per micro-kernel call, NR_VECS vectors of c's dtype.  (Also
+    called from Python, as panel_width.py_func, with a dtype for c: kernels/layout.py.)"""
+    return NR_VECS * (VEC_BYTES // c.itemsize)
 
 
 @jit(**_JIT)
@@ -113,7 +109,8 @@ def k_block(c):
 
 @jit(**_JIT)
 def packed_size(n, k, w):
-    """Elements of op(B) (k x n) packed into panels of w columns."""
+    """Elements of op(B) (k x n) packed into panels of w columns (also called from
+    Python, as packed_size.py_func: kernels/layout.py)."""
     return (n + w - 1) // w * w * k
 
 
@@ -152,7 +149,7 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
             for h in range(0, w, v):
                 vstore(out, p * w + h, vload(src, sp + h))
     elif nj == w and w == MR:    # row p of the panel: MR values of row p of S (a top layer's
-        for p in range(k):       # dz^T: 2.3x the time in the general copy at 1024 x 256)
+        for p in range(k):       # dz^T: the general copy below is the slow path)
             sp = p * n + j0
             for r in range(MR):
                 out[p * MR + r] = s[sp + r]
@@ -178,18 +175,20 @@ def pack(src, transposed, w, dst):
     else:
         k, n = src.shape
     for jp in prange((n + w - 1) // w):
+        # (prange's index is unsigned: the cast keeps one signature of _pack_panel)
         _pack_panel(src, transposed, k, n, w, dst, np.int64(jp), dst[:0])
 
 
 # -- the product ----------------------------------------------------------------------
 @jit(**_LEAF)
-def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
-    """The tile's finishing pass while it is still in cache.  Row views starting at 0 and
-    the activation branch taken outside the inner loop let LLVM vectorise each loop; one
-    loop per activation code (identity, sigmoid, tanh, ReLU), each with its function
-    known when compiled: a loop with the run-time code inside was compiled once per code
-    by LLVM, sigmoid twice (964 instructions against 702, at every level of the call tree)."""
+def _epilogue(c, epi, i0, i1, j0, j1):
+    """The tile's finishing pass while it is still in cache, epi = (epilogue, act, bias,
+    ref, c_kept) as gemm's.  Row views starting at 0 and the activation branch taken
+    outside the inner loop let LLVM vectorise each loop; one loop per activation code
+    (identity, sigmoid, tanh, ReLU), each with its function known when compiled: LLVM
+    would compile a loop with the run-time code inside once per code, and larger."""
     vector_width()
+    epilogue, act, bias, ref, pa = epi
     one = c.dtype.type(1)
     if epilogue == EPI_BIAS_ACT:
         b = bias[j0:j1]
@@ -223,8 +222,8 @@ def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
             else:                                                              # ReLU
                 for j in range(row.shape[0]):
                     row[j] = row[j] * derivative(a[j], RELU, one)
-    if epilogue == EPI_DACT and pa.shape[0] > 0:
-        # dz_prev^T packed for the weight gradient that comes next (EPI_PACKED_A_SUMS), from
+    if pa.shape[0] > 0:
+        # c^T (dz_prev^T) packed for the weight gradient that comes next (its a_packed), from
         # the tile in cache: pa[(j // MR * m + i) * MR + j % MR] = c[i, j], panels of MR
         # columns, zero past column n (written by the tiles that end at n).  A panel that
         # straddles two tiles gets its columns from each.
@@ -243,18 +242,21 @@ def _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1):
             for i in range(i0, i_vec):
                 for h in range(0, MR, v):
                     vstore(pa, o + i * MR + j + h, vload(c, i * n + j + h))
-            for i in range(i_vec, i1):
+            for i in range(i_vec, i1):   # (one - one: a zero of c's dtype, as both branches must be)
                 for r in range(r0, MR if j1 == n else r1):
                     sstore(pa, o + i * MR + j + r, sload(c, i * n + j + r) if r < r1 else one - one)
 
 
 @jit(**_LEAF)
-def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue, act, t, n_it, n_jt, keep_a):
-    """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue.  Tasks
-    run along the rows of the n_it x n_jt tiles, t = it * n_jt + jt, so the threads split
-    the rows of A (read once from memory) rather than each reading all of A."""
+def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
+    """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue (epi, see
+    _epilogue), and, unless a_kept is empty, the tile's rows of A packed into it
+    (_keep_rows).  Tasks run along the rows of the grid = (n_it, n_jt) tiles, t = it *
+    n_jt + jt, so the threads split the rows of A (read once from memory) rather than
+    each reading all of A."""
     vector_width()
     m, n = c.shape
+    n_it, n_jt = grid
     nr = panel_width(c)
     kc_max = k_block(c)
     it, jt = t // n_jt, t % n_jt
@@ -281,11 +283,10 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
                 ao = a_offsets(a_packed, a_rows, i, mr, k, k0)
                 co = i * n + jp * nr
                 ncols = min(nr, n - jp * nr)
-                # The step along p as a constant, one specialisation of micro per layout:
-                # with the step a run-time value, LLVM's unrolled loop kept a register per
-                # row offset into A and spilled; with a constant, A[r, p + 1] is a
-                # displacement from A[r, p].
-                # a later k block goes on from the partial sums the block before stored
+                # The step along p is a constant, one specialisation of micro per layout:
+                # with a run-time step LLVM's unrolled loop keeps a register per row offset
+                # into A and spills; with a constant, A[r, p + 1] is a displacement from A[r, p].
+                # A later k block goes on from the partial sums the block before stored.
                 acc = zero_block(c) if k0 == 0 else load_block(c, co, n, mr, ncols)
                 if a_packed:
                     acc = micro(kc, a, ao, MR, src, bo, bs, acc)
@@ -296,17 +297,17 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pa, pb, c, k, bias, ref, epilogue,
         for i in range(i0, i1):
             for j in range(j0, j1):
                 c[i, j] = 0
-    if keep_a and jt == 0:       # the rows of A this tile has read, still in cache
-        _keep_rows(a, a_rows, k, ref.reshape(ref.size), m, i0, i1)
-    _epilogue(c, bias, ref, pa, epilogue, act, i0, i1, j0, j1)
+    if a_kept.shape[0] > 0 and jt == 0:    # the rows of A this tile has read, still in cache
+        _keep_rows(a, a_rows, k, a_kept, m, i0, i1)
+    _epilogue(c, epi, i0, i1, j0, j1)
 
 
 @jit(**_LEAF)
 def _keep_rows(a, a_rows, k, dst, m, i0, i1):
     """Rows i0 <= i < i1 of A (m x k, a[a_rows[i]*k + p]: only through a row map) into dst packed
     as the op(B) of a later product, panels of NR columns of A: dst[(jp*m + i)*NR + r] =
-    A[i, jp*NR + r], zero past k.  (EPI_BIAS_ACT_KEEP_A: layer 0's forward keeps x[idx]
-    for dW_0, which would otherwise pack it from x again, rows fetched from memory.)"""
+    A[i, jp*NR + r], zero past k.  (Layer 0's forward keeps x[idx] for dW_0, which would
+    otherwise pack it from x again, rows fetched from memory.)"""
     nr = panel_width(dst)
     v = lanes(dst)
     for jp in range((k + nr - 1) // nr):  # a panel at a time: each written in order
@@ -323,10 +324,14 @@ def _keep_rows(a, a_rows, k, dst, m, i0, i1):
 
 
 @jit(**_LEAF)
-def _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t):
-    """Packing task t: panel t of op(A) when t < n_pa (when a_packed, already in pa: only
-    its sums), else panel pb0 + t - n_pa of op(B).  (One call of _pack_panel, not one per
-    operand: each call site was another copy of the packing code for LLVM to compile.)"""
+def _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, t):
+    """Packing task t of gemm's packing phase, dims = (m, n, k, nr), tasks = (n_pa, pb0):
+    panel t of op(A) when t < n_pa (when a_packed, already in pa: only its sums), else
+    panel pb0 + t - n_pa of op(B).  (One call of _pack_panel, not one per operand: each
+    call site is another copy of the packing code for LLVM to compile.)"""
+    m, n, k, nr = dims
+    n_pa, pb0 = tasks
+    pa, pb = packs
     if t < n_pa and a_packed:
         panel_sums(pa[t * k * MR:(t + 1) * k * MR], k, t * MR, min(MR, m - t * MR), sums)
         return
@@ -350,27 +355,29 @@ class _SerialOnlyAllowed(CompiledOnly):
 
 
 @jit(dispatcher=_SerialOnlyAllowed, parallel=True, **_JIT)
-def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded):
+def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kept, threaded):
     """c = epilogue(op(a) op(b)), op(a) (m, k) and op(b) (k, n); c (m, n).  All C-contiguous.
+    Backpropagation calls it through its three products (products.py).
 
-    op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b stored
-    (n, k)).  Unless empty, a_rows (m,) picks the rows of a used as stored: op(a) =
-    a[a_rows] (the minibatch's rows of x, read where they are: no gathered copy; the
-    weight gradient that needs them as op(b) gets them packed by this product,
-    EPI_BIAS_ACT_KEEP_A below).  pb receives op(b) packed,
+    Operands: op(a) = a, or a^T when a_t (a stored (k, m)); op(b) = b, or b^T when b_t (b
+    stored (n, k)).  Unless empty, a_rows (m,) picks the rows of a used as stored: op(a) =
+    a[a_rows] (the minibatch's rows of x, read where they are: no gathered copy).
+
+    packs = (pa, pb), the packing buffers: pb receives op(b) packed,
     packed_size(n, k, panel_width(c)) elements at least (only its ragged last panel when
     b is read in place), and pa op(a) when a_t, packed_size(m, k, MR) elements.
+    packed = (a_packed, b_packed), each TO_PACK or PACKED: PACKED when the buffer already
+    holds its operand, written by an earlier product's `kept` (a_packed: a_t only).
 
-    bias (n,) is read by EPI_BIAS_ACT, ref (m, n) by EPI_DACT.  EPI_A_SUMS and
-    EPI_PACKED_A_SUMS (a_t only) write bias (m,) = the row sums of op(a); pass any array
-    otherwise.  EPI_DACT also writes c^T packed as op(A) of the next product (the
-    weight gradient of the layer below) into pa, when pa has packed_size(n, m, MR)
-    elements: that product, with EPI_PACKED_A_SUMS, packs nothing of a.
-    EPI_BIAS_ACT_KEEP_A (a not transposed, read through a_rows: without them it keeps
-    nothing) also writes op(a) into ref (any shape, with packed_size(k, m,
-    panel_width(c)) elements), packed as op(B) of a product whose
-    reduction axis is op(a)'s rows: B_PACKED added to the epilogue of that product
-    (the weight gradient, with pb = that buffer) tells it op(b) is packed already.
+    The epilogue (EPI_NONE, EPI_BIAS_ACT, EPI_DACT) with activation code act reads bias
+    (n,) (EPI_BIAS_ACT) or ref (m, n) (EPI_DACT); pass empty arrays otherwise.
+
+    kept = (sums, a_kept, c_kept), what the product writes besides c, each skipped when
+    empty: sums (m,) the row sums of op(a) (a_t only; the bias gradient); a_kept op(a)
+    packed as the op(B) of a later product whose reduction axis is op(a)'s rows
+    (packed_size(k, m, panel_width(c)) elements; a not transposed and read through a_rows
+    only: layer 0's x[idx] for dW_0); c_kept c^T packed as the op(A) of a later product
+    (packed_size(n, m, MR) elements: dz_prev^T for the weight gradient below).
 
     Two phases of one parallel loop (one parallel kernel for Numba to build): the
     packing tasks, one per panel, then the tiles of c.  threaded: THREADED, or
@@ -379,31 +386,28 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded):
     vector_width()
     m, n = c.shape
     nr = panel_width(c)
-    b_packed = epilogue >= B_PACKED
-    if b_packed:
-        epilogue -= B_PACKED
+    a_packed, b_packed = packed
+    sums, a_kept, c_kept = kept
     if a_t:
         # A[i, p] = a[p, i]: read in place, a row of A would run down a column of a, one
         # cache line per value, so A is packed too, into panels of MR rows: A[i, p] =
         # pa[(i // MR * k + p) * MR + i % MR].
         k = a.shape[0]
-        a_in = pa
-        n_pa = (m + MR - 1) // MR
+        a_in = packs[0]
+        n_pa = 0 if a_packed and sums.shape[0] < m else (m + MR - 1) // MR   # (packed: tasks for the sums only)
     else:                        # A[i, p] = a[i, p] (or a[a_rows[i], p]), read in place
         k = a.shape[1]
         a_in = a.reshape(a.size)
         n_pa = 0
-    sums = bias[:m] if epilogue == EPI_A_SUMS or epilogue == EPI_PACKED_A_SUMS else bias[:0]
-    a_packed = epilogue == EPI_PACKED_A_SUMS
-    pa_out = pa if epilogue == EPI_DACT and pa.shape[0] >= packed_size(n, m, MR) else pa[:0]
-    keep_a = (epilogue == EPI_BIAS_ACT_KEEP_A and not a_t and a_rows.shape[0] == m
-              and ref.size >= packed_size(k, m, nr))
-    if epilogue == EPI_BIAS_ACT_KEEP_A:
-        epilogue = EPI_BIAS_ACT
+    sums = sums[:m] if a_t and sums.shape[0] >= m else sums[:0]
+    a_packed = a_packed and a_t
+    c_kept = c_kept if c_kept.shape[0] >= packed_size(n, m, MR) else c_kept[:0]
+    if a_t or a_rows.shape[0] != m or a_kept.shape[0] < packed_size(k, m, nr):
+        a_kept = a_kept[:0]
     # op(B) = b is read in place when at most two slivers of A use each of its panels
     # (the output layer's dW, m = classes): packing would be a full extra pass over b
     # for little reuse.  With more slivers the packed panel, contiguous and in L1, is
-    # faster: dW of 256 x 256 at batch 1024 took 1.1 ms packed against 1.4-1.6 ms in place.
+    # faster (docs/performance.md, "Packing and alignment").
     b_flat = b.reshape(b.size)
     b_in_place = not b_t and m <= 2 * MR and not b_packed
     n_pb = (n + nr - 1) // nr
@@ -412,34 +416,33 @@ def gemm(a, a_t, b, b_t, c, pa, pb, bias, ref, epilogue, act, a_rows, threaded):
         pb0 = n_pb - 1 if n % nr != 0 else n_pb
     elif b_packed:
         pb0 = n_pb
-    n_it = (m + MC - 1) // MC
-    n_jt = (n + NC - 1) // NC
+    grid = ((m + MC - 1) // MC, (n + NC - 1) // NC)
+    dims, tasks = (m, n, k, nr), (n_pa, pb0)
+    epi = (epilogue, act, bias, ref, c_kept)
     small = 2 * m * n * k < SERIAL_FLOPS
     # Tasks are handed out one at a time to whichever thread is free (Numba's default
     # splits them into one fixed run per thread): on a shared machine, a thread slowed by
-    # another process no longer holds the whole product back.  Each task writes its own
-    # part of c, so which thread runs it changes no result.  MB step, 2 threads: 3.2 % and
-    # 1.6 % faster in two interleaved runs.
+    # another process does not hold the whole product back.  Each task writes its own
+    # part of c, so which thread runs it changes no result.
     before = set_parallel_chunksize(1)
     for phase in range(2):
         if phase == 0:
             n_tasks = n_pa + n_pb - pb0
             serial = small or (n_pa * MR + (n_pb - pb0) * nr) * k < SERIAL_ELEMENTS
         else:
-            n_tasks = n_it * n_jt
+            n_tasks = grid[0] * grid[1]
             serial = small
         if threaded is None or serial:
             for t in range(n_tasks):
                 if phase == 0:
-                    _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, t)
+                    _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, t)
                 else:
-                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act, t,
-                          n_it, n_jt, keep_a)
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, packs[1], c, k, epi, a_kept, t, grid)
         else:
+            # (prange's index is unsigned: np.int64(t) keeps the one signature of each callee)
             for t in prange(n_tasks):
                 if phase == 0:
-                    _pack_task(a, b, b_t, m, n, k, nr, pa, pb, sums, n_pa, pb0, a_packed, np.int64(t))
+                    _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, np.int64(t))
                 else:
-                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, pa_out, pb, c, k, bias, ref, epilogue, act,
-                          np.int64(t), n_it, n_jt, keep_a)
+                    _tile(a_in, a_t, a_rows, b_flat, b_in_place, packs[1], c, k, epi, a_kept, np.int64(t), grid)
     set_parallel_chunksize(before)

@@ -1,12 +1,13 @@
 """Optimizer updates over the one flat parameter buffer, step for step as torch.optim.
 
-``hyper`` (float64) = [kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,
-step_size, bias_correction2_sqrt, steps, l2_weights, sum_sq_weights]: ``advance`` counts a
-step and derives Adam's step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t) from the new
-count t.  ``l2_weights`` (input) is an L2 coefficient applied to the weights only, never to
-biases, as scikit-learn's ``alpha``: ``train_step`` adds ``l2_weights * W`` to each weight
-gradient before the update and writes ``sum(W**2)`` (the weights before the update) into
-``sum_sq_weights`` (output).  The optimizers leave both at 0, which turns the term off.
+``hyper`` (float64, HYPER_SIZE) holds the optimizer's numbers, each slot named below:
+KIND, LR, MOMENTUM, WEIGHT_DECAY, NESTEROV, BETA1, BETA2, EPS, then STEP_SIZE and
+BC2_SQRT, which ``advance`` derives when it counts a step: Adam's step_size = lr / (1 -
+beta1^t) and sqrt(1 - beta2^t) from the new count t = hyper[STEPS].  ``L2_WEIGHTS``
+(input) is an L2 coefficient applied to the weights only, never to biases, as
+scikit-learn's ``alpha``: ``train_step`` adds ``l2_weights * W`` to each weight gradient
+before the update and writes ``sum(W**2)`` (the weights before the update) into
+``SUM_SQ_WEIGHTS`` (output).  The optimizers leave both at 0, which turns the term off.
 ``state`` (2, P): SGD's momentum buffer in row 0; Adam's first and second moments.
 ``hyper[SCHEDULE]`` (0: none) and the four numbers after it: a learning-rate schedule
 evaluated before each counted step from the step count (``schedule_lr``); the optimizers
@@ -28,15 +29,20 @@ from .._config import INLINE_JIT, KERNEL_JIT
 from . import jit
 from .simd import vector_width
 
-NO_UPDATE, SGD, ADAM = 0, 1, 2
-HYPER_SIZE = 26
-STEPS = 10  # index of the step count in hyper
+NO_UPDATE, SGD, ADAM = 0, 1, 2   # hyper[KIND]
+# hyper's slots (module-level ints: constants in compiled code, costing nothing)
+KIND, LR, MOMENTUM, WEIGHT_DECAY, NESTEROV = 0, 1, 2, 3, 4   # NESTEROV: 1.0 or 0.0
+BETA1, BETA2, EPS = 5, 6, 7                                  # Adam
+STEP_SIZE, BC2_SQRT = 8, 9                                   # Adam's, derived by advance
+STEPS = 10  # the step count
 L2_WEIGHTS, SUM_SQ_WEIGHTS = 11, 12  # the weights-only L2 term (see above)
-SCHEDULE = 13  # the schedule's code; its numbers are hyper[SCHEDULE + 1 : SCHEDULE + 5]
+SCHEDULE = 13  # the schedule's code; its numbers are hyper[SCHEDULE_ARGS]
+SCHEDULE_ARGS = slice(SCHEDULE + 1, SCHEDULE + 5)
 FIRST_ROW = 18  # the minibatch row of a data-parallel shard's first row (dropout masks)
 STOPPED_AT = 19  # set by a compiled call: 1 + the minibatch it stopped before (0: none)
 L2_ALPHA, L2_SCALE, L2_DENOM, L2_LOSS = 20, 21, 22, 23   # scikit-learn's L2 term (see above)
 ADAM_EPS0, ADAM_EPS_SCALE = 24, 25                       # scikit-learn's Adam epsilon
+HYPER_SIZE = 26
 NO_SCHEDULE, STEP_DECAY, EXPONENTIAL_DECAY, COSINE_DECAY = 0, 1, 2, 3
 
 _JIT = KERNEL_JIT
@@ -46,12 +52,12 @@ _JIT = KERNEL_JIT
 def advance(hyper):
     """Count one step; for Adam, the bias corrections of step t (float64, as torch)."""
     hyper[STEPS] += 1
-    if int(hyper[0]) == ADAM:
+    if int(hyper[KIND]) == ADAM:
         t = hyper[STEPS]
-        hyper[8] = hyper[1] / (1.0 - hyper[5] ** t)   # step_size = lr / bias_correction1
-        hyper[9] = math.sqrt(1.0 - hyper[6] ** t)     # sqrt(bias_correction2)
+        hyper[STEP_SIZE] = hyper[LR] / (1.0 - hyper[BETA1] ** t)   # lr / bias_correction1
+        hyper[BC2_SQRT] = math.sqrt(1.0 - hyper[BETA2] ** t)       # sqrt(bias_correction2)
         if hyper[ADAM_EPS_SCALE] != 0.0:               # scikit-learn's epsilon, on sqrt(v) unscaled
-            hyper[7] = hyper[ADAM_EPS0] / (hyper[ADAM_EPS_SCALE] * hyper[9])
+            hyper[EPS] = hyper[ADAM_EPS0] / (hyper[ADAM_EPS_SCALE] * hyper[BC2_SQRT])
 
 
 # Without fast-math, and compiled on its own (inline="always" would take the caller's
@@ -62,7 +68,7 @@ def schedule_lr(hyper):
     """The lr of the next step, t = hyper[STEPS] steps done: the formula hyper[SCHEDULE] of
     callbacks.py's StepDecay, ExponentialDecay or CosineDecay (unit="step")."""
     kind = int(hyper[SCHEDULE])
-    t = np.int64(hyper[STEPS])
+    t = np.int64(hyper[STEPS])             # (integer arithmetic on the count, as Python's)
     lr0, a, b, c = hyper[SCHEDULE + 1], hyper[SCHEDULE + 2], hyper[SCHEDULE + 3], hyper[SCHEDULE + 4]
     if kind == STEP_DECAY:                 # a = step_size, b = factor
         return lr0 * b ** float(t // np.int64(a))
@@ -74,15 +80,13 @@ def schedule_lr(hyper):
             return lr0 * float(t + 1) / float(w + 1)
         x = min(1.0, float(t - w) / float(n - w))
         return c + 0.5 * (lr0 - c) * (1.0 + math.cos(math.pi * x))
-    return hyper[1]
+    return hyper[LR]
 
 
-# Serial: the update streams params, grads (and state) once, at memory speed, and a second
-# thread gained little: SGD over 2.1M float32 parameters (config L) took 462 us on two
-# threads against 619 us on one (0.3 % of a step), 270k (MB) 91 us either way.  The
-# parallel loop was one more parallel kernel for Numba to build on the first call.  The
-# loops are written out here rather than in a function per optimizer: each compiled
-# function costs its own compile on the first call.
+# Serial: the update streams params, grads (and state) once, at memory speed, where a
+# second thread gains little (docs/performance.md) and a parallel loop would be one more
+# parallel kernel for Numba to build on the first call.  The loops are written out here
+# rather than in a function per optimizer: each compiled function costs its own compile.
 # One formula per optimizer, inlined into both loops below: the update, and the check
 # that runs before it (a diverging step is refused before it touches the weights).
 @njit(**INLINE_JIT)
@@ -114,14 +118,14 @@ def update(params, grads, state, hyper, apply):
     a sum of x - x; no flag here assumes finite values)."""
     vector_width()
     t = params.dtype.type
-    kind = int(hyper[0])
-    lr, momentum, wd = t(hyper[1]), t(hyper[2]), t(hyper[3])
+    kind = int(hyper[KIND])
+    lr, momentum, wd = t(hyper[LR]), t(hyper[MOMENTUM]), t(hyper[WEIGHT_DECAY])
     p, g = params, grads
     inf = t(np.inf)
     bad = 0
     if kind == SGD:
         plain = momentum == 0
-        nesterov = hyper[4] != 0
+        nesterov = hyper[NESTEROV] != 0
         buf = state[0]
         for i in range(p.shape[0]):
             q, b = _sgd(p[i], g[i], buf[i], lr, momentum, wd, nesterov, plain)
@@ -132,8 +136,8 @@ def update(params, grads, state, hyper, apply):
             else:
                 bad += 0 if abs(q) < inf and abs(b) < inf else 1
     elif kind == ADAM:
-        beta1, beta2, eps = t(hyper[5]), t(hyper[6]), t(hyper[7])
-        step_size, bc2_sqrt = t(hyper[8]), t(hyper[9])
+        beta1, beta2, eps = t(hyper[BETA1]), t(hyper[BETA2]), t(hyper[EPS])
+        step_size, bc2_sqrt = t(hyper[STEP_SIZE]), t(hyper[BC2_SQRT])
         one = t(1)
         m, v = state[0], state[1]
         for i in range(p.shape[0]):

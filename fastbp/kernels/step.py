@@ -1,47 +1,30 @@
 """One compiled call per minibatch: forward, loss, backward and the optimizer update.
 
-The network is described by ``meta`` (int64, one row per layer):
-``[n_in, n_out, weight_offset, bias_offset, activation_code, drop_threshold, drop_key]``
-(the last two: dropout on the layer's output in training steps, kernels/dropout.py;
-threshold 0 = none, as on the output layer).  Layer l's weight is
-``params[w_off : w_off + n_out * n_in]`` viewed as (n_out, n_in), its bias
-``params[b_off : b_off + n_out]``; gradients use the same offsets in ``grads``.
-
-Workspaces are flat 1-D arrays allocated once per (maximum batch, dtype) and viewed at
-the current batch size b, so the last, smaller minibatch needs nothing new:
-    ws = (acts, dz_a, dz_b, pa, pb, px, dm)
-    acts: a_1 ... a_L (b, n_l), the layers' outputs, one after another.  a_0, the
-          minibatch x[idx], is never copied: the products that use it read the rows of x
-          through idx (gemm's a_rows), and layer 0's forward packs them into px for dW_0.
-    dz_a, dz_b: deltas dL/dz of two adjacent layers (ping-pong)
-    pa, pb: the operands of a matrix product, packed into panels (gemm.py); pa also
-          takes dz^T, packed by the product that computes dz (EPI_DACT), to the weight
-          gradient that uses it next (EPI_PACKED_A_SUMS)
-    px: x[idx] packed by layer 0's forward for dW_0 (EPI_BIAS_ACT_KEEP_A), in training
-          steps (train_steps)
-    dm:   laid out as acts: f'(a_l) / (1 - p_l) or 0 for the layers under dropout
-          (kernels/dropout.py), read by the delta products; one element when no layer has dropout
+The network is described by ``meta`` and computed in the workspace ``ws``, both laid out
+as kernels/layout.py says (meta's columns N_IN ... DROP_KEY, the buffers ACTS ... DM).
 ``stats`` (2, b_max) float64 receives per-sample losses and hits.
 """
 import numpy as np
 from numba import njit
 
 from .._config import ENTRY_JIT, INLINE_JIT, KERNEL_JIT, SERIAL_FLOPS
+from .._numba_compat import NO_NRT
 from . import jit
-from .activations import IDENTITY, MASKED
-from .dropout import DROP_KEY, DROP_THRESHOLD, dropout
-from .gemm import (AS_IS, B_PACKED, EPI_A_SUMS, EPI_BIAS_ACT, EPI_BIAS_ACT_KEEP_A, EPI_DACT, EPI_PACKED_A_SUMS,
-                   SERIAL_ONLY, THREADED, TRANSPOSED, gemm, packed_size, panel_width)
+from .activations import MASKED
+from .dropout import dropout
+from .gemm import PACKED, SERIAL_ONLY, THREADED, TO_PACK
+from .layout import (ACT, ACTS, DM, DROP_KEY, DROP_THRESHOLD, DZ_A, DZ_B, N_IN, N_OUT, PA, PB, PX, W_OFF, bias_of,
+                     kept_x, weight_of)
 from .loss import output_function, output_loss
-from .optim import (FIRST_ROW, L2_ALPHA, L2_DENOM, L2_LOSS, L2_SCALE, L2_WEIGHTS, SCHEDULE, STEPS, STOPPED_AT,
+from .optim import (FIRST_ROW, L2_ALPHA, L2_DENOM, L2_LOSS, L2_SCALE, L2_WEIGHTS, LR, SCHEDULE, STEPS, STOPPED_AT,
                     SUM_SQ_WEIGHTS, advance, schedule_lr, update)
+from .products import delta_down, dense_forward, weight_grad
 from .simd import vector_width
 
 _JIT = KERNEL_JIT
 # NumPy scalars, not Python constants: Numba would compile a literal into a separate
-# specialisation of the callee (see gemm.py), and cached literal specialisations of
-# train_steps were seen to load the wrong machine code (a segfault in a new process).
-NO_ACT = np.int64(IDENTITY)
+# specialisation of the callee (gemm.py's top), and a cached literal specialisation of an
+# entry point can load the wrong machine code in a new process.
 NO_COUNT = np.bool_(False)
 MASK_REF = np.int64(MASKED)
 
@@ -51,12 +34,12 @@ def threading_for(meta, b):
     when each of its products, 2 b n_in n_out flops (forward, weight gradient and delta
     alike), is below SERIAL_FLOPS, so that gemm would run every one serially anyway;
     THREADED otherwise.  Either gives the same results."""
-    widest = max(int(meta[l, 0]) * int(meta[l, 1]) for l in range(meta.shape[0]))
+    widest = max(int(meta[l, N_IN]) * int(meta[l, N_OUT]) for l in range(meta.shape[0]))
     return SERIAL_ONLY if 2 * int(b) * widest < SERIAL_FLOPS else THREADED
 
 
 # forward and backward are inlined into the entry points: as functions of their own, each
-# was another copy of the whole product code for LLVM to optimise and compile (seconds).
+# would be another copy of the whole product code for LLVM to optimise and compile (seconds).
 @njit(**INLINE_JIT)
 def forward(x, idx, params, meta, ws, kept, threaded, step=0, row0=0):
     """a_1 = f_0(x[idx] W_0^T + b_0); a_{l+1} = f_l(a_l W_l^T + b_l).  Returns a_L, the
@@ -64,72 +47,62 @@ def forward(x, idx, params, meta, ws, kept, threaded, step=0, row0=0):
     packed into it, for backward's dW_0, and the hidden layers with dropout drop units
     with the masks of step ``step``, idx[0] being row ``row0`` of the step's minibatch
     (kernels/dropout.py); predict and evaluate pass an empty kept: no dropout."""
-    acts, pa, pb = ws[0], ws[3], ws[4]
+    acts = ws[ACTS]
     b = idx.shape[0]
-    all_rows = idx[:0]               # empty: every row of the operand, in order
+    work = (ws[PA], ws[PB], idx[:0], threaded)   # (products.py)
     off = 0
     for l in range(meta.shape[0]):
-        n_in, n_out, w_off, b_off, act = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3], meta[l, 4]
-        w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        bias = params[b_off : b_off + n_out]
+        n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
         a_out = acts[off : off + b * n_out].reshape((b, n_out))
-        # layer 0 reads the rows idx of x in place (and packs them into kept, unless it is
+        # layer 0 reads the rows idx of x in place and packs them into kept (unless it is
         # empty); the others read the whole output of the layer below
         if l == 0:
-            a_in, rows = x, idx
+            a_in, rows, a_in_kept = x, idx, kept
         else:
-            a_in, rows = acts[off - b * n_in : off].reshape((b, n_in)), all_rows
-        keep = l == 0 and kept.shape[0] > 0
-        ref = kept.reshape((b, kept.shape[0] // b)) if keep else a_out
-        gemm(a_in, AS_IS, w, TRANSPOSED, a_out, pa, pb, bias, ref, EPI_BIAS_ACT_KEEP_A if keep else EPI_BIAS_ACT,
-             act, rows, threaded)
+            a_in, rows, a_in_kept = acts[off - b * n_in : off].reshape((b, n_in)), idx[:0], kept[:0]
+        dense_forward(a_in, rows, weight_of(params, meta, l), bias_of(params, meta, l), meta[l, ACT], a_out,
+                      a_in_kept, work)                            # a_out = f(a_in W^T + b)
         if meta[l, DROP_THRESHOLD] > 0 and kept.shape[0] > 0:   # training, and dropout on
-            dm = ws[6][off : off + b * n_out].reshape((b, n_out))
-            dropout(a_out, dm, act, meta[l, DROP_THRESHOLD], meta[l, DROP_KEY], step, row0, threaded)
+            dm = ws[DM][off : off + b * n_out].reshape((b, n_out))
+            dropout(a_out, dm, meta[l, ACT], meta[l, DROP_THRESHOLD], meta[l, DROP_KEY], step, row0, threaded)
         off += b * n_out
-    n_last = meta[meta.shape[0] - 1, 1]
+    n_last = meta[meta.shape[0] - 1, N_OUT]
     return acts[off - b * n_last : off].reshape((b, n_last))
 
 
 @njit(**INLINE_JIT)
 def backward(x, idx, params, grads, meta, ws, dz, kept, threaded, top, bottom):
-    """From dz = dL/dz of layer ``top`` (a view of ws[1] for the last layer, then
-    alternately ws[2], ws[1], ... going down), the chain rule layer by layer down to layer
-    ``bottom``: dW = dz^T a_in,  db = sum_rows dz,  dz_prev = (dz W) * f'(a_in).  kept:
+    """From dz = dL/dz of layer ``top`` (a view of DZ_A for the last layer, then
+    alternately DZ_B, DZ_A, ... going down), the chain rule layer by layer down to layer
+    ``bottom``: dW = dz^T a_in, db = sum_rows dz, dz_prev = (dz W) * f'(a_in).  kept:
     x[idx] as forward packed it.  train_steps runs every layer (top = L - 1, bottom = 0),
     backward_step one.  (One loop, no function per layer: an inlined function's array
-    arguments and results cost reference counts per layer, 3 % of config S's step.)"""
-    acts, dz_a, dz_b, pa, pb = ws[0], ws[1], ws[2], ws[3], ws[4]
+    arguments and results are reference-counted per call, 3 % of config S's step.)"""
     b = dz.shape[0]
-    all_rows = idx[:0]
-    dz_in_a = (meta.shape[0] - 1 - top) % 2 == 0   # dz currently lives in dz_a
-    off = 0         # where layer l's output ends in acts (a_1 ... a_L in order)
+    work = (ws[PA], ws[PB], idx[:0], threaded)   # (products.py)
+    dz_in_a = (meta.shape[0] - 1 - top) % 2 == 0   # dz lives in DZ_A (ping-pong with DZ_B)
+    off = 0         # where layer l's output ends in ACTS (a_1 ... a_L in order)
     for l in range(top + 1):
-        off += b * meta[l, 1]
+        off += b * meta[l, N_OUT]
     for l in range(top, bottom - 1, -1):
-        n_in, n_out, w_off, b_off = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
+        n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
         off -= b * n_out                # start of layer l's output: the end of its input
-        dw = grads[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-        db = grads[b_off : b_off + n_out]
-        # dW = dz^T a_in, and db = sum over the batch of dz from dz^T packed: packed here for
-        # the top layer (dz from the loss), by the product that computed dz below it
-        epi = EPI_A_SUMS if l == meta.shape[0] - 1 else EPI_PACKED_A_SUMS
-        # a_in: a_0 = x[idx], packed by the forward pass into kept (B_PACKED: nothing to pack
-        # here), or the output of the layer below, packed here into pb
+        # a_in: layer 0's x[idx], packed by forward into kept, or the output of the layer below
         if l == 0:
-            a_in, b_panels, epi = x, kept, epi + B_PACKED
+            a_in, a_in_kept = x, kept
         else:
-            a_in, b_panels = acts[off - b * n_in : off].reshape((b, n_in)), pb
-        gemm(dz, TRANSPOSED, a_in, AS_IS, dw, pa, b_panels, db, dw, epi, NO_ACT, all_rows, threaded)
+            a_in, a_in_kept = ws[ACTS][off - b * n_in : off].reshape((b, n_in)), kept[:0]
+        # dz^T is in PA already, packed by the delta_down that computed dz, but for the top
+        # layer's (from the loss)
+        dz_packed = TO_PACK if l == meta.shape[0] - 1 else PACKED
+        weight_grad(dz, dz_packed, a_in, a_in_kept, weight_of(grads, meta, l), bias_of(grads, meta, l),
+                    work)                                             # dW = dz^T a_in, db = sum_rows dz
         if l > 0:
-            w = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-            nxt = dz_b if dz_in_a else dz_a
-            dz_prev = nxt[: b * n_in].reshape((b, n_in))
-            ref, act = a_in, meta[l - 1, 4]
+            dz_prev = (ws[DZ_B] if dz_in_a else ws[DZ_A])[: b * n_in].reshape((b, n_in))
+            f_ref, act = a_in, meta[l - 1, ACT]
             if meta[l - 1, DROP_THRESHOLD] > 0:   # f'(a_in) m / (1 - p), kept by forward
-                ref, act = ws[6][off - b * n_in : off].reshape((b, n_in)), MASK_REF
-            gemm(dz, AS_IS, w, AS_IS, dz_prev, pa, pb, db, ref, EPI_DACT, act,
-                 all_rows, threaded)  # dz_prev = (dz W) f'(a_in), and dz_prev^T packed into pa
+                f_ref, act = ws[DM][off - b * n_in : off].reshape((b, n_in)), MASK_REF
+            delta_down(dz, weight_of(params, meta, l), f_ref, act, dz_prev, work)   # dz_prev = (dz W) * f'(a_in)
             dz = dz_prev
             dz_in_a = not dz_in_a
 
@@ -141,7 +114,7 @@ def l2_weights(params, grads, meta, coef):
     c = params.dtype.type(coef)
     sq = 0.0
     for l in range(meta.shape[0]):
-        w_off, w_end = meta[l, 2], meta[l, 2] + meta[l, 0] * meta[l, 1]
+        w_off, w_end = meta[l, W_OFF], meta[l, W_OFF] + meta[l, N_IN] * meta[l, N_OUT]
         for i in range(w_off, w_end):
             w = params[i]
             sq += float(w) * float(w)
@@ -163,7 +136,7 @@ def l2_term(params, grads, meta, hyper, b):
             hyper[L2_LOSS] += 0.5 * hyper[L2_ALPHA] * hyper[SUM_SQ_WEIGHTS] * float(b) / denom
 
 
-@njit(**ENTRY_JIT)
+@njit(**ENTRY_JIT, **NO_NRT)
 def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hyper, meta, out_code,
                 ws, stats, step_loss, count_steps, threaded):
     """Minibatches order[start:start+batch_size], ... up to order[:stop]: for each, forward,
@@ -183,22 +156,19 @@ def train_steps(x, y, order, start, stop, batch_size, params, grads, state, hype
     its finite loss in its entry: either way the weights stay those of the last finite
     step, and hyper[STOPPED_AT] = 1 + the minibatch's index in the call (0 when none)."""
     vector_width()   # (kernels/simd.py: loops inlined here vectorise at the level's width)
-    dz_a = ws[1]
+    dz_a = ws[DZ_A]
     loss = 0.0
     hits = 0.0
     hyper[STOPPED_AT] = 0.0
     for s in range(start, stop, batch_size):
         if count_steps:
             if hyper[SCHEDULE] != 0:          # a per-step lr schedule (optim.py)
-                hyper[1] = schedule_lr(hyper)
+                hyper[LR] = schedule_lr(hyper)
             advance(hyper)
         idx = order[s:min(s + batch_size, stop)]
         b = idx.shape[0]
-        # x[idx] packed by layer 0's forward for dW_0: a view of px (model.workspace sizes it)
-        size = packed_size(meta[0, 0], b, panel_width(ws[5]))
-        if ws[5].shape[0] < size:
-            raise ValueError("workspace px is too small for the minibatch's x[idx]")
-        kept = ws[5][:size]
+        kept = kept_x(ws, meta, b)   # x[idx] packed by layer 0's forward for dW_0
+        # (np.int64: hyper is float64; the dropout masks' step and row are integers)
         z = forward(x, idx, params, meta, ws, kept, threaded, np.int64(hyper[STEPS]),
                     np.int64(hyper[FIRST_ROW]))
         dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
@@ -233,29 +203,29 @@ def train_step(x, y, idx, params, grads, state, hyper, meta, out_code, ws, stats
                        ws, stats, np.empty(1) if step_loss is None else step_loss, NO_COUNT, threaded)
 
 
-@njit(**ENTRY_JIT)
+@njit(**ENTRY_JIT, **NO_NRT)
 def eval_batch(x, y, idx, params, meta, out_code, ws, stats, threaded):
     """Forward and loss for rows idx, no gradient step.  Returns (loss sum, hits)."""
     vector_width()
-    dz_a = ws[1]
+    dz_a = ws[DZ_A]
     b = idx.shape[0]
-    z = forward(x, idx, params, meta, ws, ws[5][:0], threaded)
+    z = forward(x, idx, params, meta, ws, ws[PX][:0], threaded)
     dz = dz_a[: b * z.shape[1]].reshape((b, z.shape[1]))
     return output_loss(z, y, idx, dz, stats, out_code)
 
 
-@njit(**ENTRY_JIT)
+@njit(**ENTRY_JIT, **NO_NRT)
 def predict_batch(x, idx, params, meta, out_code, ws, out, threaded):
     """out[r] = the network's output (probabilities for softmax/sigmoid) for row idx[r]."""
     vector_width()
-    z = forward(x, idx, params, meta, ws, ws[5][:0], threaded)
+    z = forward(x, idx, params, meta, ws, ws[PX][:0], threaded)
     output_function(z, out_code)
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):
             out[r, j] = z[r, j]
 
 
-@njit(**ENTRY_JIT)
+@njit(**ENTRY_JIT, **NO_NRT)
 def update_step(params, grads, state, hyper, meta, b):
     """Count one step, add the L2 term of its b rows (l2_term) and apply the optimizer to
     ``grads``: the second half of a data-parallel step, whose gradients were added up
@@ -265,7 +235,7 @@ def update_step(params, grads, state, hyper, meta, b):
     vector_width()
     l2_term(params, grads, meta, hyper, b)
     if hyper[SCHEDULE] != 0:          # as train_steps: the lr of a per-step schedule first
-        hyper[1] = schedule_lr(hyper)
+        hyper[LR] = schedule_lr(hyper)
     advance(hyper)
     if not update(params, grads, state, hyper, False):
         hyper[STEPS] -= 1
@@ -277,27 +247,25 @@ def update_step(params, grads, state, hyper, meta, b):
 # A training step in pieces, for data-parallel training (distributed.py): the forward pass
 # and loss in one call, then one call per layer's backward, so that the reduction of each
 # layer's gradient across processes can start while the layers below it are computed.
-@njit(**ENTRY_JIT)
+@njit(**ENTRY_JIT, **NO_NRT)
 def forward_loss(x, y, idx, params, meta, out_code, ws, stats, step, row0, threaded):
     """train_steps's forward pass and loss for the rows idx (dropout masks of step
     ``step``, idx[0] being row ``row0`` of the step's minibatch), leaving dL/dz of the
-    last layer in ws[1] and x[idx] packed in ws[5] for backward_step.  Returns (loss sum, hits)."""
+    last layer in DZ_A and x[idx] packed in PX for backward_step.  Returns (loss sum, hits)."""
     vector_width()
     b = idx.shape[0]
-    kept = ws[5][:packed_size(meta[0, 0], b, panel_width(ws[5]))]
-    z = forward(x, idx, params, meta, ws, kept, threaded, step, row0)
-    dz = ws[1][: b * z.shape[1]].reshape((b, z.shape[1]))
+    z = forward(x, idx, params, meta, ws, kept_x(ws, meta, b), threaded, step, row0)
+    dz = ws[DZ_A][: b * z.shape[1]].reshape((b, z.shape[1]))
     return output_loss(z, y, idx, dz, stats, out_code)
 
 
-@njit(**ENTRY_JIT)
+@njit(**ENTRY_JIT, **NO_NRT)
 def backward_step(x, idx, params, grads, meta, ws, l, threaded):
     """Layer l's gradient (and the delta passed below it) after forward_loss on the same
     rows idx and backward_step of the layers above l: train_steps's backward pass, a layer
     a call."""
     vector_width()
     b = idx.shape[0]
-    kept = ws[5][:packed_size(meta[0, 0], b, panel_width(ws[5]))]
     in_a = (meta.shape[0] - 1 - l) % 2 == 0   # where backward keeps layer l's dz
-    dz = (ws[1] if in_a else ws[2])[: b * meta[l, 1]].reshape((b, meta[l, 1]))
-    backward(x, idx, params, grads, meta, ws, dz, kept, threaded, l, l)
+    dz = (ws[DZ_A] if in_a else ws[DZ_B])[: b * meta[l, N_OUT]].reshape((b, meta[l, N_OUT]))
+    backward(x, idx, params, grads, meta, ws, dz, kept_x(ws, meta, b), threaded, l, l)
