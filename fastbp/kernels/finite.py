@@ -25,6 +25,7 @@ def count_non_finite(bits, mask):
     n_blocks = (n + BLOCK - 1) // BLOCK
     counts = np.zeros(n_blocks, np.int64)
     for t in prange(n_blocks):
+        # (prange's index is unsigned: int64 keeps the bounds signed, as the slice needs)
         blk = bits[np.int64(t) * BLOCK: min(n, (np.int64(t) + 1) * BLOCK)]
         c = 0
         for i in range(blk.shape[0]):
