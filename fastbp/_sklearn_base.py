@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _estimator_file
+from . import _estimator_file, files, io
 from ._sklearn_fit import _SkAdam, _SkSGD, fit_stochastic
 from .model import MLP
 
@@ -293,6 +293,24 @@ class _BaseMLP(BaseEstimator):
         """
         check_is_fitted(self, "_model")
         _estimator_file.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an estimator written by ``save``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by ``save``.
+
+        Returns
+        -------
+        estimator : MLPClassifier or MLPRegressor
+        """
+        est = files.load(path)
+        if not isinstance(est, cls):
+            raise io.ModelFileError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
+        return est
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

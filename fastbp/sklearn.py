@@ -14,42 +14,12 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from . import _estimator_file, io
+from . import _estimator_file
 from ._sklearn_base import _BaseMLP
 from ._sklearn_fit import _SkAdam, _SkSGD
-from .model import MLP
 
 
-class _Load:
-    """``load``, a classmethod of both estimators: here, beside _from_file, which needs
-    both classes."""
-
-    @classmethod
-    def load(cls, path):
-        """Read an estimator written by ``save``.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            A file written by ``save``.
-
-        Returns
-        -------
-        estimator : MLPClassifier or MLPRegressor
-        """
-        def read():
-            header, arrays = io.read(path)
-            model = MLP._from_file(path, header, arrays)
-            if header.get("kind", "mlp") != "estimator":
-                return model
-            return _from_file(path, header, arrays, model)
-        est = io.guarded(path, read)
-        if not isinstance(est, cls):
-            raise io.ModelFileError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
-        return est
-
-
-class MLPClassifier(ClassifierMixin, _Load, _BaseMLP):
+class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, a drop-in for scikit-learn's ``MLPClassifier``.
 
     Trained by fastbp's compiled minibatch kernels.  Multi-class problems use a softmax
@@ -274,7 +244,7 @@ class MLPClassifier(ClassifierMixin, _Load, _BaseMLP):
         return tags
 
 
-class MLPRegressor(RegressorMixin, _Load, _BaseMLP):
+class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, a drop-in for scikit-learn's ``MLPRegressor``.
 
     Minimises scikit-learn's halved squared error with an identity output layer.
