@@ -24,9 +24,11 @@ KC32 = KC_BYTES // 4   # the k block of float32; float64's is half as long
 # (m, n, k): ones, odd sizes, not multiples of the MR x NR block (6 x 16 or 12 x 32), the MC x NC tile or the
 # k block; the last ones are large enough to take the parallel path, and the very last
 # crosses a k block boundary in both dtypes, as does the one before (m <= 2 MR: B read in
-# place but for its ragged last panel, on the parallel path).
+# place but for its ragged last panel, on the parallel path).  (130, 300, 600) has a grid
+# of 3 x 3 tiles and a whole k block: its tasks run down the columns of tiles (gemm's
+# by_columns).
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
-          (255, 37, 300), (130, 100, 600), (10, 37, KC32 + 9), (9, 6, KC32 + 7)]
+          (255, 37, 300), (130, 300, 600), (10, 37, KC32 + 9), (9, 6, KC32 + 7)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
 
 

@@ -251,15 +251,22 @@ def _epilogue(c, epi, i0, i1, j0, j1):
 def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
     """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue (epi, see
     _epilogue), and, unless a_kept is empty, the tile's rows of A packed into it
-    (_keep_rows).  Tasks run along the rows of the grid = (n_it, n_jt) tiles, t = it *
-    n_jt + jt, so the threads split the rows of A (read once from memory) rather than
-    each reading all of A."""
+    (_keep_rows).  grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of
+    the tasks.  Numba's parallel loop gives each thread a run of consecutive tasks.  Along
+    the rows (t = it * n_jt + jt) a thread's tiles share a block of rows of A, and every
+    row of tiles reads all of op(B); down the columns (t = jt * n_it + it) they share a
+    column slab of op(B) (k x NC), and every column of tiles reads all of A.  With MC <
+    NC the columns read less, and gemm takes them for products of at least one whole k
+    block; the small-k products keep the rows (docs/performance.md)."""
     vector_width()
     m, n = c.shape
-    n_it, n_jt = grid
+    n_it, n_jt, by_columns = grid
     nr = panel_width(c)
     kc_max = k_block(c)
-    it, jt = t // n_jt, t % n_jt
+    if by_columns:
+        it, jt = t % n_it, t // n_it
+    else:
+        it, jt = t // n_jt, t % n_jt
     # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles (at most MC
     # rows each), the NR-column panels to the n_jt columns: tiles of nearly equal size, so
     # the parallel loop's even split of the tasks is an even split of the work.
@@ -416,7 +423,7 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
         pb0 = n_pb - 1 if n % nr != 0 else n_pb
     elif b_packed:
         pb0 = n_pb
-    grid = ((m + MC - 1) // MC, (n + NC - 1) // NC)
+    grid = ((m + MC - 1) // MC, (n + NC - 1) // NC, k >= k_block(c))
     dims, tasks = (m, n, k, nr), (n_pa, pb0)
     epi = (epilogue, act, bias, ref, c_kept)
     small = 2 * m * n * k < SERIAL_FLOPS
