@@ -74,6 +74,14 @@ NR_VECS = LEVELS[ISA]["NR_VECS"]
 KC_BYTES = LEVELS[ISA]["KC_BYTES"]
 MC = LEVELS[ISA]["MC"]
 NC = LEVELS[ISA]["NC"]
+# A column slab of op(B) (k x NC) larger than SLAB_BYTES is read from memory again by
+# every tile of MC rows down its column (with the tile's rows of A it outgrows L2): gemm
+# then makes tiles of up to TALL_C_BYTES of C instead, and each KC x NC block of op(B)
+# serves all their rows from L2 (kernels/gemm.py's _tile).  Measured on a Xeon with 2 MiB
+# of L2 per core: 512 x 4096 x 4096 products 8-10 % faster, k = 1536 and 2048 2-5 %,
+# k = 1024 (a 512 KiB slab) no faster (docs/performance.md, "Tiling and threading").
+SLAB_BYTES = 1 << 19
+TALL_C_BYTES = 1 << 19
 # Where the buffers the kernels stream through start (_memory.py): on a cache-line boundary.
 ALIGN_BYTES = 64
 # Products with fewer floating-point operations than this run serially: starting a

@@ -33,7 +33,8 @@ from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from .._numba_compat import launch_threads
 
-from .._config import KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, VEC_BYTES
+from .._config import (KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES,
+                       TALL_C_BYTES, VEC_BYTES)
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
@@ -249,15 +250,19 @@ def _epilogue(c, epi, i0, i1, j0, j1):
 
 @jit(**_LEAF)
 def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
-    """Task t: one tile of c (at most MC x NC), all k blocks, then its epilogue (epi, see
-    _epilogue), and, unless a_kept is empty, the tile's rows of A packed into it
-    (_keep_rows).  grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of
-    the tasks.  Numba's parallel loop gives each thread a run of consecutive tasks.  Along
+    """Task t: one tile of c, all k blocks, then its epilogue (epi, see _epilogue), and,
+    unless a_kept is empty, the tile's rows of A packed into it (_keep_rows).
+    grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of the tasks.  Numba's parallel loop gives each thread a run of consecutive tasks.  Along
     the rows (t = it * n_jt + jt) a thread's tiles share a block of rows of A, and every
     row of tiles reads all of op(B); down the columns (t = jt * n_it + it) they share a
     column slab of op(B) (k x NC), and every column of tiles reads all of A.  With MC <
     NC the columns read less, and gemm takes them for products of at least one whole k
-    block; the small-k products keep the rows (docs/performance.md)."""
+    block; the small-k products keep the rows (docs/performance.md).
+
+    A tile is at most NC columns wide, and MC rows tall unless op(B)'s column slab
+    outgrows L2 (gemm): then tiles are taller, and the k-block loop runs outside the loop
+    over the tile's blocks of MC rows, so that each KC x NC block of op(B) comes from
+    memory once per tile and serves all its rows from L2."""
     vector_width()
     m, n = c.shape
     n_it, n_jt, by_columns = grid
@@ -267,8 +272,7 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
         it, jt = t % n_it, t // n_it
     else:
         it, jt = t // n_jt, t % n_jt
-    # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles (at most MC
-    # rows each), the NR-column panels to the n_jt columns: tiles of nearly equal size, so
+    # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles, the NR-column panels to the n_jt columns: tiles of nearly equal size, so
     # the parallel loop's even split of the tasks is an even split of the work.
     s_rows = (m + MR - 1) // MR
     s_cols = (n + nr - 1) // nr
@@ -280,26 +284,27 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
     # A[i, p] = a[i*k + p], or, unless a_rows is empty, a[a_rows[i]*k + p] (a_offsets)
     for k0 in range(0, k, kc_max):
         kc = min(kc_max, k - k0)
-        for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
-            if b_in_place and (jp + 1) * nr <= n:                # B[p, jp*nr + r] = b[(p * n) + ...]
-                src, bo, bs = b, k0 * n + jp * nr, n
-            else:                                                # packed: pb[((jp * k + p) * nr) + r]
-                src, bo, bs = pb, (jp * k + k0) * nr, nr
-            for i in range(i0, i1, MR):                          # ... against each sliver of A
-                mr = min(MR, i1 - i)
-                ao = a_offsets(a_packed, a_rows, i, mr, k, k0)
-                co = i * n + jp * nr
-                ncols = min(nr, n - jp * nr)
-                # The step along p is a constant, one specialisation of micro per layout:
-                # with a run-time step LLVM's unrolled loop keeps a register per row offset
-                # into A and spills; with a constant, A[r, p + 1] is a displacement from A[r, p].
-                # A later k block goes on from the partial sums the block before stored.
-                acc = zero_block(c) if k0 == 0 else load_block(c, co, n, mr, ncols)
-                if a_packed:
-                    acc = micro(kc, a, ao, MR, src, bo, bs, acc)
-                else:
-                    acc = micro(kc, a, ao, 1, src, bo, bs, acc)
-                store_block(c, co, n, mr, ncols, acc)
+        for ib in range(i0, i1, MC):                               # MC rows of the tile at a time
+            for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
+                if b_in_place and (jp + 1) * nr <= n:                # B[p, jp*nr + r] = b[(p * n) + ...]
+                    src, bo, bs = b, k0 * n + jp * nr, n
+                else:                                                # packed: pb[((jp * k + p) * nr) + r]
+                    src, bo, bs = pb, (jp * k + k0) * nr, nr
+                for i in range(ib, min(i1, ib + MC), MR):          # ... against each sliver of A
+                    mr = min(MR, i1 - i)
+                    ao = a_offsets(a_packed, a_rows, i, mr, k, k0)
+                    co = i * n + jp * nr
+                    ncols = min(nr, n - jp * nr)
+                    # The step along p is a constant, one specialisation of micro per layout:
+                    # with a run-time step LLVM's unrolled loop keeps a register per row offset
+                    # into A and spills; with a constant, A[r, p + 1] is a displacement from A[r, p].
+                    # A later k block goes on from the partial sums the block before stored.
+                    acc = zero_block(c) if k0 == 0 else load_block(c, co, n, mr, ncols)
+                    if a_packed:
+                        acc = micro(kc, a, ao, MR, src, bo, bs, acc)
+                    else:
+                        acc = micro(kc, a, ao, 1, src, bo, bs, acc)
+                    store_block(c, co, n, mr, ncols, acc)
     if k == 0:
         for i in range(i0, i1):
             for j in range(j0, j1):
@@ -423,7 +428,10 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
         pb0 = n_pb - 1 if n % nr != 0 else n_pb
     elif b_packed:
         pb0 = n_pb
-    grid = ((m + MC - 1) // MC, (n + NC - 1) // NC, k >= k_block(c))
+    # Tiles of MC rows, or, when a column slab of op(B) (k x NC) would not stay in L2,
+    # tiles of up to TALL_C_BYTES of c (see _tile)
+    rows = MC if k * NC * c.itemsize <= SLAB_BYTES else max(MC, TALL_C_BYTES // (NC * c.itemsize))
+    grid = ((m + rows - 1) // rows, (n + NC - 1) // NC, k >= k_block(c))
     dims, tasks = (m, n, k, nr), (n_pa, pb0)
     epi = (epilogue, act, bias, ref, c_kept)
     small = 2 * m * n * k < SERIAL_FLOPS
