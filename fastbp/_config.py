@@ -59,9 +59,11 @@ STRICT_LEAF_JIT = dict(LEAF_JIT, fastmath=STRICT_FASTMATH)
 # order, whatever the shapes: every level gives the same bits (gemm.py).
 LEVELS = {
     # 32 registers: 12 x 2 = 24 accumulators, 2 vectors of B, 1 broadcast (27).  The
-    # 64 KiB float32 panel of B (512 x 32) outgrows L1; KC = 512 is still faster than 256
+    # 128 KiB float32 panel of B (1024 x 32) outgrows L1 (as 512 x 32 did); KC = 1024
+    # float32 (512 float64) is still faster than 512 (256), by 4-12 % on the products of
+    # M, MB, L and XL: each micro-kernel call's set-up is shared by twice the work
     # (docs/performance.md, "Tiling and threading").
-    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
+    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=4096, MC=48, NC=128),
     # 16 registers: 6 x 2 = 12 accumulators, 2 of B, 1 broadcast (15).
     "avx2": dict(VEC_BYTES=32, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
     # 16 registers (SSE; NEON has 32 but its FMA throughput is the limit): as AVX2.
@@ -82,6 +84,9 @@ NC = LEVELS[ISA]["NC"]
 # k = 1024 (a 512 KiB slab) no faster (docs/performance.md, "Tiling and threading").
 SLAB_BYTES = 1 << 19
 TALL_C_BYTES = 1 << 19
+# Reductions of at least BY_COLUMNS_BYTES run their tasks down the columns of tiles, shorter
+# ones along the rows (kernels/gemm.py's _tile).
+BY_COLUMNS_BYTES = 2048
 # Where the buffers the kernels stream through start (_memory.py): on a cache-line boundary.
 ALIGN_BYTES = 64
 # Products with fewer floating-point operations than this run serially: starting a

@@ -5,11 +5,12 @@ the median over the rounds of the base/new time ratio (above 1: new is faster).
 
 On a shared machine, separate processes differ by several per cent from one another
 (the neighbours' load changes the clock); calls paired in one process see the same
-machine, which makes a 2 % difference measurable (docs/performance.md).  Only the
-constants gemm itself reads are overridden (its grid, its thresholds), not those
-compiled into the kernels it calls.  Both variants must give the same bits.
+machine, which makes a 2 % difference measurable (docs/performance.md).  The constants
+are those of the gemm module (KC_BYTES, MC, NC, SLAB_BYTES, ...; see variant).  Both
+variants must give the same bits, as every tiling does.
 
     python scripts/ab_gemm.py --layer 512,4096,4096 --set SLAB_BYTES=1152921504606846976
+    python scripts/ab_gemm.py --layer 512,1024,1024 --set KC_BYTES=1024 --set MC=96
 """
 import argparse
 import statistics
@@ -37,14 +38,23 @@ def parse():
 
 
 def variant(overrides):
-    """gemm compiled from its source with some of its globals replaced, callable from Python."""
-    f = G.gemm.py_func
+    """gemm compiled from its source with some of the globals of its module replaced, and
+    with it every kernel of that module it calls (they read the same globals: KC_BYTES
+    through k_block, MC and NC in _tile), callable from Python.  Kernels of other modules
+    (the micro-kernel, the epilogue's activations) are shared: MR and NR_VECS, which shape
+    the micro-kernel's text, cannot be overridden here."""
     for name in overrides:
-        if name not in f.__globals__:
+        if name not in vars(G):
             raise SystemExit(f"--set {name}: fastbp.kernels.gemm has no global {name}")
-    fn = types.FunctionType(f.__code__, dict(f.__globals__, **overrides), f.__name__)
-    options = {k: v for k, v in G.gemm.targetoptions.items() if k != "nopython"}
-    return njit(**dict(options, no_cpython_wrapper=False, no_cfunc_wrapper=False))(fn)
+    env = dict(vars(G), **overrides)
+    for name, obj in vars(G).items():
+        py = getattr(obj, "py_func", None)
+        if py is not None and py.__module__ == G.__name__:
+            options = {k: v for k, v in obj.targetoptions.items() if k != "nopython"}
+            if name == "gemm":       # the entry point: with the wrapper Python calls
+                options.update(no_cpython_wrapper=False, no_cfunc_wrapper=False)
+            env[name] = njit(**options)(types.FunctionType(py.__code__, env, py.__name__, py.__defaults__))
+    return env["gemm"]
 
 
 def products(batch, n_out, n_in, dtype, rng):

@@ -4,7 +4,7 @@ import pytest
 from conftest import tol
 
 import naive
-from fastbp._config import KC_BYTES, MC, MR, NC, NR_VECS, SLAB_BYTES, VEC_BYTES
+from fastbp._config import BY_COLUMNS_BYTES, KC_BYTES, MC, MR, NC, NR_VECS, SLAB_BYTES, VEC_BYTES
 from fastbp.kernels import activations as A
 from fastbp.kernels import layout
 from fastbp.kernels import gemm as G
@@ -25,11 +25,12 @@ KC32 = KC_BYTES // 4   # the k block of float32; float64's is half as long
 # k block; the last ones are large enough to take the parallel path, and the very last
 # crosses a k block boundary in both dtypes, as does the one before (m <= 2 MR: B read in
 # place but for its ragged last panel, on the parallel path).  (130, 300, 600) has a grid
-# of 3 x 3 tiles and a whole k block: its tasks run down the columns of tiles (gemm's
-# by_columns).  (100, 20, 4 KC32 + 5): a column slab of op(B) over SLAB_BYTES, so one tile
-# taller than MC, whose k-block loop runs outside its blocks of MC rows.
+# of 3 x 3 tiles and a reduction of BY_COLUMNS_BYTES or more: its tasks run down the columns
+# of tiles (gemm's by_columns).  The last: a column slab of op(B) over SLAB_BYTES, so one
+# tile taller than MC, whose k-block loop runs outside its blocks of MC rows.
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
-          (255, 37, 300), (130, 300, 600), (10, 37, KC32 + 9), (9, 6, KC32 + 7), (100, 20, 4 * KC32 + 5)]
+          (255, 37, 300), (130, 300, 600), (10, 37, KC32 + 9), (9, 6, KC32 + 7),
+          (100, 20, SLAB_BYTES // (4 * NC) + 5)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
 
 
@@ -38,7 +39,7 @@ def test_shapes_take_every_path_of_the_tiling(dtype):
     """SHAPES keeps covering the tiling it is meant to, whatever the level's tile sizes:
     a grid of several tiles each way, and a tile taller than MC (see above)."""
     size = np.dtype(dtype).itemsize
-    assert any(m > MC and n > NC and k >= KC_BYTES // size for m, n, k in SHAPES)
+    assert any(m > MC and n > NC and k * size >= BY_COLUMNS_BYTES for m, n, k in SHAPES)
     assert any(m > MC and k * NC * size > SLAB_BYTES for m, n, k in SHAPES)
 
 

@@ -33,7 +33,7 @@ from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from .._numba_compat import launch_threads
 
-from .._config import (KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES,
+from .._config import (BY_COLUMNS_BYTES, KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES,
                        TALL_C_BYTES, VEC_BYTES)
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
@@ -256,8 +256,8 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
     the rows (t = it * n_jt + jt) a thread's tiles share a block of rows of A, and every
     row of tiles reads all of op(B); down the columns (t = jt * n_it + it) they share a
     column slab of op(B) (k x NC), and every column of tiles reads all of A.  With MC <
-    NC the columns read less, and gemm takes them for products of at least one whole k
-    block; the small-k products keep the rows (docs/performance.md).
+    NC the columns read less, and gemm takes them for reductions of BY_COLUMNS_BYTES or
+    more; the small-k products keep the rows (docs/performance.md).
 
     A tile is at most NC columns wide, and MC rows tall unless op(B)'s column slab
     outgrows L2 (gemm): then tiles are taller, and the k-block loop runs outside the loop
@@ -431,7 +431,7 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
     # Tiles of MC rows, or, when a column slab of op(B) (k x NC) would not stay in L2,
     # tiles of up to TALL_C_BYTES of c (see _tile)
     rows = MC if k * NC * c.itemsize <= SLAB_BYTES else max(MC, TALL_C_BYTES // (NC * c.itemsize))
-    grid = ((m + rows - 1) // rows, (n + NC - 1) // NC, k >= k_block(c))
+    grid = ((m + rows - 1) // rows, (n + NC - 1) // NC, k * c.itemsize >= BY_COLUMNS_BYTES)
     dims, tasks = (m, n, k, nr), (n_pa, pb0)
     epi = (epilogue, act, bias, ref, c_kept)
     small = 2 * m * n * k < SERIAL_FLOPS
