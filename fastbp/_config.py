@@ -90,8 +90,11 @@ BY_COLUMNS_BYTES = 2048
 # Where the buffers the kernels stream through start (_memory.py): on a cache-line boundary.
 ALIGN_BYTES = 64
 # Products with fewer floating-point operations than this run serially: starting a
-# parallel region costs microseconds, more than a tiny layer takes.
-SERIAL_FLOPS = 1 << 18
+# parallel region costs microseconds, more than a small layer takes.  Measured on the
+# Xeon (avx512, scripts/ab_gemm.py): M's output layer (2 x 128 x 10 x 256 = 655k flops)
+# 1.2-1.9x faster serial, 1.3M break-even, 5.2M (MB's output layer) 1.2-1.7x faster on
+# two threads (docs/performance.md, "Tiling and threading").
+SERIAL_FLOPS = 1 << 20
 # Element-wise passes (gather, packing, loss) with fewer elements than this run serially.
 SERIAL_ELEMENTS = 1 << 15
 # Rows of X handled per compiled call in predict/evaluate.

@@ -5,8 +5,8 @@ import numpy as np
 
 # Two networks per dtype: every product of the first is below SERIAL_FLOPS (it trains with
 # the specialisation compiled without threads, kernels/step.py's threading_for); the second's
-# are not, at batch 64 (2 * 64 * 64 * 64 flops), so it takes the threaded one.
-_NETWORKS = (([2, 2, 2], 2), ([64, 64, 2], 64))
+# are not, at batch 256 (2 * 256 * 64 * 64 flops), so it takes the threaded one.
+_NETWORKS = (([2, 2, 2], 2), ([64, 64, 2], 256))
 
 
 def warmup(dtypes=("float32", "float64"), verbose=False):

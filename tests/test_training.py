@@ -61,7 +61,7 @@ def test_tiny_network_compiled_without_threads_trains_the_same(digits, monkeypat
 
     serial, meta = weights()
     assert threading_for(meta, 32) is SERIAL_ONLY
-    assert threading_for(meta, 128) is THREADED     # 2 * 128 * 64 * 32 flops: above SERIAL_FLOPS
+    assert threading_for(meta, 512) is THREADED     # 2 * 512 * 64 * 32 flops: above SERIAL_FLOPS
     monkeypatch.setattr(trainer, "threading_for", lambda meta, b: THREADED)
     threaded, _ = weights()
     assert serial.tobytes() == threaded.tobytes()
