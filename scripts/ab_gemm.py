@@ -23,6 +23,7 @@ from numba import njit
 from fastbp import _config
 from fastbp._memory import aligned_empty
 from fastbp.kernels import gemm as G
+from fastbp.kernels import python_callable
 from fastbp.kernels.activations import SIGMOID
 
 
@@ -58,7 +59,10 @@ def variant(overrides):
 
 
 def products(batch, n_out, n_in, dtype, rng):
-    """{name: (flops, call(gemm), output)} for the layer's three products, as a training step runs them."""
+    """{name: (flops, call(gemm), output)} for the layer's three products, as a training step
+    runs them below the top layer: the forward reads x in place and packs W^T; dW has dz^T
+    packed already (by the delta product of the layer above), computes db from it and packs
+    x; dx packs W and leaves dz_prev^T packed for the layer below."""
     def filled(shape):
         a = aligned_empty(shape, dtype)
         a[...] = rng.random(shape)
@@ -68,17 +72,22 @@ def products(batch, n_out, n_in, dtype, rng):
     nr = G.panel_width.py_func(np.empty(0, dtype))
     pb = aligned_empty(max(G.packed_size.py_func(n_out, n_in, nr), G.packed_size.py_func(n_in, n_out, nr),
                            G.packed_size.py_func(n_in, batch, nr)), dtype)
-    pa = aligned_empty(max(G.packed_size.py_func(n_out, batch, _config.MR), G.packed_size.py_func(n_in, batch, _config.MR)),
-                       dtype)
+    pa = aligned_empty(G.packed_size.py_func(n_in, batch, _config.MR), dtype)
+    # dW's op(A) = dz^T packed, as a training step has it from the delta product above
+    # (kernels/products.py: dz_packed), but for the top layer's; db from the packed panels
+    dz_t = aligned_empty(G.packed_size.py_func(n_out, batch, _config.MR), dtype)
     z, dw, db, dx = (aligned_empty(s, dtype) for s in [(batch, n_out), (n_out, n_in), n_out, (batch, n_in)])
     none, rows, act = bias[:0], np.empty(0, np.int64), np.int64(SIGMOID)
     unpacked = (G.TO_PACK, G.TO_PACK)
     flops = 2 * batch * n_out * n_in
+    # (packed once here, with gemm as it is: an earlier product's work in a training step)
+    python_callable(G.gemm)(dz, G.TRANSPOSED, rows, x, G.AS_IS, dw, (dz_t, pb), unpacked, G.EPI_NONE, act, none,
+                            dw[:0], (db, none, none), G.THREADED)
     return {
         "forward": (flops, lambda g: g(x, G.AS_IS, rows, w, G.TRANSPOSED, z, (pa, pb), unpacked, G.EPI_BIAS_ACT, act,
                                        bias, z[:0], (none, none, none), G.THREADED), z),
-        "dW": (flops, lambda g: g(dz, G.TRANSPOSED, rows, x, G.AS_IS, dw, (pa, pb), unpacked, G.EPI_NONE, act, none,
-                                  dw[:0], (db, none, none), G.THREADED), dw),
+        "dW": (flops, lambda g: g(dz, G.TRANSPOSED, rows, x, G.AS_IS, dw, (dz_t, pb), (G.PACKED, G.TO_PACK), G.EPI_NONE,
+                                  act, none, dw[:0], (db, none, none), G.THREADED), dw),
         "dx": (flops, lambda g: g(dz, G.AS_IS, rows, w, G.AS_IS, dx, (pa, pb), unpacked, G.EPI_DACT, act, none, a_in,
                                   (none, none, pa), G.THREADED), dx),
     }
