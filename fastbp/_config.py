@@ -50,30 +50,31 @@ STRICT_LEAF_JIT = dict(LEAF_JIT, fastmath=STRICT_FASTMATH)
 #   MR x NR_VECS  the micro-kernel (kernels/gemm.py): an MR x NR block of C in
 #              MR * NR_VECS vector registers, NR = NR_VECS vectors wide, plus NR_VECS
 #              vectors of B and one broadcast of A, within the register file.
-#   KC_BYTES   the reduction axis is cut into blocks of KC_BYTES of the dtype: a packed
-#              KC x NR panel of B stays in L1 while the micro-kernel sweeps the MR-row
-#              slivers of an MC x KC block of A, which stays in L2.
+#   KC         the reduction axis is cut into blocks of KC values, of either dtype: the
+#              packed KC x NR panel of B that the micro-kernel streams while it sweeps the
+#              MR-row slivers of an MC x KC block of A (in L2) then has the same size in
+#              bytes at float32 and float64 (NR is half as many float64s).
 #   MC x NC    at most one tile of C per task of the parallel loop (gemm.py's _tile deals
 #              the slivers and panels out evenly); MC a multiple of MR, NC of NR (float32).
 # Each element of C is one chain of fused multiply-adds over the whole reduction, in
 # order, whatever the shapes: every level gives the same bits (gemm.py).
 LEVELS = {
     # 32 registers: 12 x 2 = 24 accumulators, 2 vectors of B, 1 broadcast (27).  The
-    # 128 KiB float32 panel of B (1024 x 32) outgrows L1 (as 512 x 32 did); KC = 1024
-    # float32 (512 float64) is still faster than 512 (256), by 4-12 % on the products of
-    # M, MB, L and XL: each micro-kernel call's set-up is shared by twice the work
-    # (docs/performance.md, "Tiling and threading").
-    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC_BYTES=4096, MC=48, NC=128),
+    # 128 KiB panel of B (1024 x 32 float32, 1024 x 16 float64) outgrows L1 (as 512 x 32
+    # did); KC = 1024 is still faster than 512, by 4-12 % on the products of M, MB, L and
+    # XL, and than 1024 float32 / 512 float64 by 0-11 % at float64: each micro-kernel
+    # call's set-up is shared by more work (docs/performance.md, "Tiling and threading").
+    "avx512": dict(VEC_BYTES=64, MR=12, NR_VECS=2, KC=1024, MC=48, NC=128),
     # 16 registers: 6 x 2 = 12 accumulators, 2 of B, 1 broadcast (15).
-    "avx2": dict(VEC_BYTES=32, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=128),
+    "avx2": dict(VEC_BYTES=32, MR=6, NR_VECS=2, KC=512, MC=48, NC=128),
     # 16 registers (SSE; NEON has 32 but its FMA throughput is the limit): as AVX2.
-    "sse": dict(VEC_BYTES=16, MR=6, NR_VECS=2, KC_BYTES=2048, MC=48, NC=64),
+    "sse": dict(VEC_BYTES=16, MR=6, NR_VECS=2, KC=512, MC=48, NC=64),
 }
 ISA, ISA_REASON = _isa.choose()
 VEC_BYTES = LEVELS[ISA]["VEC_BYTES"]
 MR = LEVELS[ISA]["MR"]
 NR_VECS = LEVELS[ISA]["NR_VECS"]
-KC_BYTES = LEVELS[ISA]["KC_BYTES"]
+KC = LEVELS[ISA]["KC"]
 MC = LEVELS[ISA]["MC"]
 NC = LEVELS[ISA]["NC"]
 # A column slab of op(B) (k x NC) larger than SLAB_BYTES is read from memory again by

@@ -6,11 +6,11 @@ the median over the rounds of the base/new time ratio (above 1: new is faster).
 On a shared machine, separate processes differ by several per cent from one another
 (the neighbours' load changes the clock); calls paired in one process see the same
 machine, which makes a 2 % difference measurable (docs/performance.md).  The constants
-are those of the gemm module (KC_BYTES, MC, NC, SLAB_BYTES, ...; see variant).  Both
+are those of the gemm module (KC, MC, NC, SLAB_BYTES, ...; see variant).  Both
 variants must give the same bits, as every tiling does.
 
     python scripts/ab_gemm.py --layer 512,4096,4096 --set SLAB_BYTES=1152921504606846976
-    python scripts/ab_gemm.py --layer 512,1024,1024 --set KC_BYTES=1024 --set MC=96
+    python scripts/ab_gemm.py --layer 512,1024,1024 --set KC=256 --set MC=96
 """
 import argparse
 import statistics
@@ -40,7 +40,7 @@ def parse():
 
 def variant(overrides):
     """gemm compiled from its source with some of the globals of its module replaced, and
-    with it every kernel of that module it calls (they read the same globals: KC_BYTES
+    with it every kernel of that module it calls (they read the same globals: KC
     through k_block, MC and NC in _tile), callable from Python.  Kernels of other modules
     (the micro-kernel, the epilogue's activations) are shared: MR and NR_VECS, which shape
     the micro-kernel's text, cannot be overridden here."""

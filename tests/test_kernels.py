@@ -4,7 +4,7 @@ import pytest
 from conftest import tol
 
 import naive
-from fastbp._config import BY_COLUMNS_BYTES, KC_BYTES, MC, MR, NC, NR_VECS, SLAB_BYTES, VEC_BYTES
+from fastbp._config import BY_COLUMNS_BYTES, KC, MC, MR, NC, NR_VECS, SLAB_BYTES, VEC_BYTES
 from fastbp.kernels import activations as A
 from fastbp.kernels import layout
 from fastbp.kernels import gemm as G
@@ -20,17 +20,16 @@ packed_size, panel_width = python_callable(G.packed_size), python_callable(G.pan
 output_loss, output_function, update = (python_callable(k) for k in (L.output_loss, L.output_function, O.update))
 
 DTYPES = [np.float32, np.float64]
-KC32 = KC_BYTES // 4   # the k block of float32; float64's is half as long
 # (m, n, k): ones, odd sizes, not multiples of the MR x NR block (6 x 16 or 12 x 32), the
 # MC x NC tile or the k block.  From (255, 37, 300) on, products of SERIAL_FLOPS or more
-# (the parallel path) but for (9, 6, KC32 + 7).  (130, 300, 600) has a grid of 3 x 3 tiles
+# (the parallel path) but for (9, 6, KC + 7).  (130, 300, 600) has a grid of 3 x 3 tiles
 # and a reduction of BY_COLUMNS_BYTES or more: its tasks run down the columns of tiles
-# (gemm's by_columns).  (10, 101, KC32 + 9) and (9, 6, KC32 + 7) cross a k block boundary
+# (gemm's by_columns).  (10, 101, KC + 9) and (9, 6, KC + 7) cross a k block boundary
 # in both dtypes, m <= 2 MR: B read in place but for its ragged last panel, the first on
 # the parallel path.  The last: a column slab of op(B) over SLAB_BYTES, so one tile taller
 # than MC, whose k-block loop runs outside its blocks of MC rows.
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
-          (255, 37, 300), (130, 300, 600), (10, 101, KC32 + 9), (9, 6, KC32 + 7),
+          (255, 37, 300), (130, 300, 600), (10, 101, KC + 9), (9, 6, KC + 7),
           (100, 20, SLAB_BYTES // (4 * NC) + 5)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
 
@@ -41,8 +40,7 @@ def test_shapes_take_every_path_of_the_tiling(dtype):
     (see above): a grid of several tiles each way, B read in place on the parallel path
     across a k block boundary, and a tile taller than MC."""
     size = np.dtype(dtype).itemsize
-    kc = KC_BYTES // size
-    assert any(m <= 2 * MR and k > kc and 2 * m * n * k >= G.SERIAL_FLOPS for m, n, k in SHAPES)
+    assert any(m <= 2 * MR and k > KC and 2 * m * n * k >= G.SERIAL_FLOPS for m, n, k in SHAPES)
     assert any(m > MC and n > NC and k * size >= BY_COLUMNS_BYTES for m, n, k in SHAPES)
     assert any(m > MC and k * NC * size > SLAB_BYTES for m, n, k in SHAPES)
 

@@ -16,12 +16,12 @@ of the MR values A[i, p] (read in place, with strides, so A needs no packing), a
 MR x NR_VECS fused multiply-adds.  Nothing is summed across the lanes of a vector.  MR,
 NR_VECS and the vector width are the instruction-set level's (_config.LEVELS).
 
-The reduction axis runs in blocks of KC (the packed B panel stays in L1), and a task of
-the parallel loop computes a tile of C of at most MC x NC, then its epilogue (bias + activation, or
-the activation's derivative) while the tile is still in cache.  Each element of C is one
-chain of fused multiply-adds over p = 0, 1, ..., k-1 (a k block goes on from the partial
-sum the block before stored), so results depend neither on the thread count nor on the
-tile sizes nor on the level.
+The reduction axis runs in blocks of KC (each KC x NR panel of B is read from L1 or L2),
+and a task of the parallel loop computes a tile of C (see _tile), then its epilogue (bias
++ activation, or the activation's derivative) while the tile is still in cache.  Each
+element of C is one chain of fused multiply-adds over p = 0, 1, ..., k-1 (a k block goes
+on from the partial sum the block before stored), so results depend neither on the
+thread count nor on the tile sizes nor on the level.
 """
 import warnings
 
@@ -33,7 +33,7 @@ from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from .._numba_compat import launch_threads
 
-from .._config import (BY_COLUMNS_BYTES, KC_BYTES, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES,
+from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES,
                        TALL_C_BYTES, VEC_BYTES)
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
@@ -104,8 +104,8 @@ def panel_width(c):
 
 @jit(**_JIT)
 def k_block(c):
-    """KC: length of a block of the reduction axis, KC_BYTES of c's dtype."""
-    return KC_BYTES // c.itemsize
+    """KC: length of a block of the reduction axis, the same for both dtypes (_config)."""
+    return KC
 
 
 @jit(**_JIT)
@@ -285,7 +285,7 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
     for k0 in range(0, k, kc_max):
         kc = min(kc_max, k - k0)
         for ib in range(i0, i1, MC):                               # MC rows of the tile at a time
-            for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B stays in L1
+            for jp in range(j0 // nr, (j1 + nr - 1) // nr):        # a KC x NR panel of B, from L1 or L2
                 if b_in_place and (jp + 1) * nr <= n:                # B[p, jp*nr + r] = b[(p * n) + ...]
                     src, bo, bs = b, k0 * n + jp * nr, n
                 else:                                                # packed: pb[((jp * k + p) * nr) + r]
