@@ -5,12 +5,10 @@ taken once per element in an epilogue, never in the inner product loop.  ``one``
 number 1 in the array's dtype, so float32 arithmetic stays float32, and ``one - one`` is
 the 0 of that dtype (a literal 0, an int, would turn a float32 result into float64).
 """
-import math
-
 from numba import njit
 
 from .._config import INLINE_JIT
-from .vexp import exp
+from .vexp import exp, tanh
 
 IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
 CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
@@ -34,7 +32,7 @@ def activate(z, code, one):
     if code == SIGMOID:
         return sigmoid(z, one)
     if code == TANH:
-        return math.tanh(z)
+        return tanh(z)
     if code == RELU:
         return z if (z > 0 or z != z) else one - one  # max(z, 0); NaN passes through
     return z

@@ -1,4 +1,4 @@
-"""exp(x) in a form LLVM can vectorise.
+"""exp(x) and tanh(x) in a form LLVM can vectorise.
 
 ``math.exp`` compiles to a call into the C library, one element at a time: in a sigmoid
 layer the exponentials cost as much as the matrix product.  This version is branch-free
@@ -97,3 +97,52 @@ def _exp_impl(x):
         e = px / ((((q0 * z + q1) * z + q2) * z + q3) - px)
         return (one + two * e) * _pow2(n)
     return exp64
+
+
+def tanh(x):
+    """tanh(x); inside compiled code, the vectorisable version below."""
+    return math.tanh(x)
+
+
+# Cephes tanhf / tanh: |x| < 0.625: x + x^3 P(x^2) (float32 a polynomial, float64 P / Q);
+# else 1 - 2 / (exp(2|x|) + 1) with the sign of x.  Both are computed and one is selected,
+# branch-free, so the loops vectorise; math.tanh is a C call per element (a float32
+# forward 1024x256x256 with tanh took 956 us against 549 with the sigmoid).
+_T32 = [np.float32(v) for v in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                                1.33314422036e-1, -3.33332819422e-1)]
+_TP64 = [np.float64(v) for v in (-9.64399179425052238628e-1, -9.92877231001918586564e1,
+                                 -1.61468768441708447952e3)]
+_TQ64 = [np.float64(v) for v in (1.12811678491632931402e2, 2.23548839060100448583e3,
+                                 4.84406305325125486048e3)]
+
+
+@overload(tanh, jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+def _tanh_impl(x):
+    if x not in (types.float32, types.float64):
+        return None
+    c = _F32 if x == types.float32 else _F64
+    one, two = c["one"], c["two"]
+    cut = (np.float32 if x == types.float32 else np.float64)(0.625)
+    if x == types.float32:
+        t0, t1, t2, t3, t4 = _T32
+
+        def tanh32(x):
+            a = abs(x)
+            b = one - two / (exp(a + a) + one)   # exp clamps: +-1 for large |x|; NaN passes through
+            big = b if x > 0 else -b
+            z = x * x                            # below: odd in x, so -0.0 keeps its sign
+            small = ((((t0 * z + t1) * z + t2) * z + t3) * z + t4) * z * x + x
+            return small if a < cut else big
+        return tanh32
+
+    p0, p1, p2 = _TP64
+    q0, q1, q2 = _TQ64
+
+    def tanh64(x):
+        a = abs(x)
+        b = one - two / (exp(a + a) + one)
+        big = b if x > 0 else -b
+        z = x * x
+        small = x * z * (((p0 * z + p1) * z + p2) / (((z + q0) * z + q1) * z + q2)) + x
+        return small if a < cut else big
+    return tanh64
