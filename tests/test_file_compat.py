@@ -80,12 +80,16 @@ def test_old_estimator_files_load(name):
     assert dict(opt.get_config(), steps=opt.steps, scale=opt.scale) == fields["optimizer"]
     np.testing.assert_array_equal(opt.state, expected["optimizer_state"])
     X = expected["X"]
+    # The file's weights are loaded bit for bit (above); what the network computes from
+    # them may move by a few ulp of its dtype when a kernel gets more accurate (the exp
+    # did, 3bd591b: softmax outputs moved by 1 ulp of float32).
+    rtol = 8 * np.finfo(est.model_.params.dtype).eps
     if "classes_" in fields:
         assert est.classes_.tolist() == fields["classes_"]
         np.testing.assert_array_equal(est.predict(X), expected["predict"])
-        np.testing.assert_allclose(est.predict_proba(X), expected["predict_proba"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(est.predict_proba(X), expected["predict_proba"], rtol=rtol, atol=1e-12)
     else:
-        np.testing.assert_allclose(est.predict(X), expected["predict"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(est.predict(X), expected["predict"], rtol=rtol, atol=1e-12)
     with warnings.catch_warnings():       # and it trains on
         warnings.simplefilter("ignore")
         est.partial_fit(X, est.predict(X))

@@ -33,8 +33,8 @@ from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from .._numba_compat import launch_threads
 
-from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES,
-                       TALL_C_BYTES, VEC_BYTES)
+from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS,
+                       SLAB_BYTES, TALL_C_BYTES, VEC_BYTES)
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
@@ -252,12 +252,14 @@ def _epilogue(c, epi, i0, i1, j0, j1):
 def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
     """Task t: one tile of c, all k blocks, then its epilogue (epi, see _epilogue), and,
     unless a_kept is empty, the tile's rows of A packed into it (_keep_rows).
-    grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of the tasks.  Numba's parallel loop gives each thread a run of consecutive tasks.  Along
-    the rows (t = it * n_jt + jt) a thread's tiles share a block of rows of A, and every
-    row of tiles reads all of op(B); down the columns (t = jt * n_it + it) they share a
-    column slab of op(B) (k x NC), and every column of tiles reads all of A.  With MC <
-    NC the columns read less, and gemm takes them for reductions of BY_COLUMNS_BYTES or
-    more; the small-k products keep the rows (docs/performance.md).
+    grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of the tasks.
+
+    Numba's parallel loop gives each thread a run of consecutive tasks.  Along the rows
+    (t = it * n_jt + jt) a thread's tiles share a block of rows of A, and every row of
+    tiles reads all of op(B); down the columns (t = jt * n_it + it) they share a column
+    slab of op(B) (k x NC), and every column of tiles reads all of A.  With MC < NC the
+    columns read less, and gemm takes them for reductions of BY_COLUMNS_BYTES or more;
+    the small-k products keep the rows (docs/performance.md).
 
     A tile is at most NC columns wide, and MC rows tall unless op(B)'s column slab
     outgrows L2 (gemm): then tiles are taller, and the k-block loop runs outside the loop
@@ -272,8 +274,9 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
         it, jt = t % n_it, t // n_it
     else:
         it, jt = t // n_jt, t % n_jt
-    # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles, the NR-column panels to the n_jt columns: tiles of nearly equal size, so
-    # the parallel loop's even split of the tasks is an even split of the work.
+    # The MR-row slivers of C are dealt out evenly to the n_it rows of tiles, the
+    # NR-column panels to the n_jt columns: tiles of nearly equal size, so the parallel
+    # loop's even split of the tasks is an even split of the work.
     s_rows = (m + MR - 1) // MR
     s_cols = (n + nr - 1) // nr
     i0 = (it * s_rows // n_it) * MR
