@@ -309,6 +309,32 @@ def test_no_update_leaves_parameters():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind,momentum", [(O.SGD, 0.0), (O.SGD, 0.9), (O.ADAM, 0.0)])
+def test_update_check_finds_a_step_that_would_diverge(dtype, kind, momentum):
+    """update(..., apply=False) writes nothing and says whether every new parameter and
+    state value would be finite: a non-finite gradient or an overflow anywhere refuses the
+    step.  Plain SGD has no state: its (unused) buffer is not looked at."""
+    n = 4097
+    hyper = np.zeros(O.HYPER_SIZE)
+    hyper[O.KIND], hyper[O.LR], hyper[O.MOMENTUM] = kind, 4.0, momentum
+    hyper[O.BETA1], hyper[O.BETA2], hyper[O.EPS], hyper[O.STEP_SIZE], hyper[O.BC2_SQRT] = 0.9, 0.999, 1e-8, 0.5, 1.0
+    p, g, state = np.linspace(-1, 1, n).astype(dtype), np.full(n, 0.25, dtype), np.zeros((2, n), dtype)
+    before = p.copy(), g.copy(), state.copy()
+    assert update(p, g, state, hyper, False)
+    big = np.finfo(dtype).max
+    for pos in (0, n // 2, n - 1):
+        for value in (np.nan, np.inf, -big):      # -big: p - 4 g overflows for SGD; v = g^2 for Adam
+            g2 = g.copy()
+            g2[pos] = value
+            assert not update(p, g2, state, hyper, False), (pos, value)
+    state[0, 7] = np.inf                          # plain SGD: not a state; otherwise the step is refused
+    assert update(p, g, state, hyper, False) == (kind == O.SGD and momentum == 0)
+    state[0, 7] = 0
+    for a, b in zip((p, g, state), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_all_finite_finds_every_non_finite_value(dtype):
     """The compiled input check (large arrays): NaN, +inf and -inf anywhere, in the first,
     a middle and the last block; the largest finite value and subnormals pass."""

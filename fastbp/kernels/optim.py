@@ -134,7 +134,7 @@ def update(params, grads, state, hyper, apply):
                 if not plain:
                     buf[i] = b
             else:
-                bad += 0 if abs(q) < inf and abs(b) < inf else 1
+                bad += 0 if abs(q) < inf and (plain or abs(b) < inf) else 1   # (plain: b is not a state)
     elif kind == ADAM:
         beta1, beta2, eps = t(hyper[BETA1]), t(hyper[BETA2]), t(hyper[EPS])
         step_size, bc2_sqrt = t(hyper[STEP_SIZE]), t(hyper[BC2_SQRT])
