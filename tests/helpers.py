@@ -45,3 +45,24 @@ def mpi_job_estimator(distributed=None):
     return fastbp.MLPClassifier(hidden_layer_sizes=(16,), alpha=0.01, batch_size=50, max_iter=4,
                                 early_stopping=True, n_iter_no_change=50, random_state=0,
                                 dtype="float64", distributed=distributed)
+
+
+def run_all(jobs, timeout):
+    """{key: (argv, env, cwd)} -> {key: subprocess.CompletedProcess}, the processes run at
+    the same time.  The per-level runs of test_isa.py and test_reliability_run.py are
+    mostly Numba compiling on one core: side by side on the two cores of CI, they take
+    about half the time they take one after the other."""
+    import subprocess
+    procs = {key: subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for key, (argv, env, cwd) in jobs.items()}
+    out = {}
+    try:
+        for key, p in procs.items():
+            stdout, stderr = p.communicate(timeout=timeout)
+            out[key] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return out

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import run_all
 
 from fastbp import _config, _isa
 
@@ -62,10 +63,10 @@ def caches(tmp_path_factory):
 def runs(caches):
     """The workload at every level, each in a new process with an empty compile cache (so
     the machine code is compiled there and can be inspected)."""
+    done = run_all({level: ([sys.executable, "-c", _WORKLOAD], _env(level, caches[level]), None)
+                    for level in LEVELS}, timeout=900)
     out = {}
-    for level in LEVELS:
-        r = subprocess.run([sys.executable, "-c", _WORKLOAD], env=_env(level, caches[level]),
-                           capture_output=True, text=True, timeout=600)
+    for level, r in done.items():
         assert r.returncode == 0, r.stderr[-3000:]
         out[level] = json.loads(r.stdout.strip().splitlines()[-1])
     return out
@@ -109,15 +110,24 @@ def test_cache_stamp_carries_the_level(tmp_path):
     assert len(set(stamps.values())) == len(LEVELS), stamps
 
 
-@pytest.mark.parametrize("level", [lv for lv in LEVELS if lv != _config.ISA])
-def test_kernel_gradient_and_training_tests_pass_at_level(level, caches, runs):
+OTHER_LEVELS = [lv for lv in LEVELS if lv != _config.ISA]
+
+
+@pytest.fixture(scope="module")
+def level_tests(caches, runs):
     """The kernel, SIMD and gradient tests, and the training tests of determinism and of the
     results themselves, again under each level this process does not run (after `runs`,
-    whose compiles they reuse).  (The rest of test_training checks the Python layer.)"""
+    whose compiles they reuse; the levels side by side).  (The rest of test_training
+    checks the Python layer.)"""
     files = [os.path.join(TESTS, f) for f in ("test_kernels.py", "test_simd.py", "test_gradients.py",
                                               "test_training.py", "test_dropout.py", "test_schedules.py")]
     pick = "not test_training or same_seed or tiny_network or partial_batch or predict_matches or digits_reaches"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", pick, *files],
-                       env=_env(level, caches[level]), capture_output=True, text=True, timeout=1200, cwd=TESTS)
+    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", pick, *files]
+    return run_all({level: (argv, _env(level, caches[level]), TESTS) for level in OTHER_LEVELS}, timeout=1500)
+
+
+@pytest.mark.parametrize("level", OTHER_LEVELS)
+def test_kernel_gradient_and_training_tests_pass_at_level(level, level_tests):
+    r = level_tests[level]
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert " passed" in r.stdout.strip().splitlines()[-1]

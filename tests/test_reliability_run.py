@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_all
 
 import fastbp
 from fastbp import _epoch
@@ -196,17 +197,31 @@ print("bounds ok", fastbp._config.ISA)
 _BOUNDS_PICK = "gemm_plain or picked_rows or forward_keeps or packing or output_loss or update_matches"
 
 
-@pytest.mark.parametrize("level", ["avx512", "avx2", "sse"])
-def test_kernels_stay_in_bounds_at_every_level(level, tmp_path):
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTBP_ISA=level, FASTBP_CACHE_DIR=str(tmp_path),
-               NUMBA_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-W", "ignore", "-c", _BOUNDS_CONTROL], env=env,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and f"bounds ok {level}" in r.stdout, r.stdout + r.stderr[-3000:]
+@pytest.fixture(scope="module")
+def bounds_runs(tmp_path_factory):
+    """At each level (side by side), with Numba's bounds checks compiled in: the control
+    above, then the picked kernel tests."""
     tests = os.path.join(ROOT, "tests")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", _BOUNDS_PICK,
-                        os.path.join(tests, "test_kernels.py")], env=env, cwd=tests,
-                       capture_output=True, text=True, timeout=600)
+    jobs, envs = {}, {}
+    for level in _LEVELS:
+        envs[level] = dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTBP_ISA=level, NUMBA_NUM_THREADS="1",
+                           FASTBP_CACHE_DIR=str(tmp_path_factory.mktemp(f"bounds-{level}")))
+        jobs[level, "control"] = ([sys.executable, "-W", "ignore", "-c", _BOUNDS_CONTROL], envs[level], None)
+    control = run_all(jobs, timeout=900)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", _BOUNDS_PICK,
+            os.path.join(tests, "test_kernels.py")]
+    picked = run_all({(level, "tests"): (argv, envs[level], tests) for level in _LEVELS}, timeout=900)
+    return {**control, **picked}
+
+
+_LEVELS = ["avx512", "avx2", "sse"]
+
+
+@pytest.mark.parametrize("level", _LEVELS)
+def test_kernels_stay_in_bounds_at_every_level(level, bounds_runs):
+    r = bounds_runs[level, "control"]
+    assert r.returncode == 0 and f"bounds ok {level}" in r.stdout, r.stdout + r.stderr[-3000:]
+    r = bounds_runs[level, "tests"]
     assert r.returncode == 0 and " passed" in r.stdout.strip().splitlines()[-1], r.stdout[-4000:] + r.stderr[-2000:]
 
 
