@@ -13,6 +13,7 @@ from helpers import run_all
 
 import fastbp
 from fastbp import _epoch
+from fastbp._isa import LEVEL_NAMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the diverging fits also pass the "100 times the untrained loss" mark on their way
@@ -200,28 +201,24 @@ _BOUNDS_PICK = "gemm_plain or picked_rows or forward_keeps or packing or output_
 @pytest.fixture(scope="module")
 def bounds_runs(tmp_path_factory):
     """At each level (side by side), with Numba's bounds checks compiled in: the control
-    above, then the picked kernel tests."""
+    above, then the picked kernel tests.  ({level: result} of each.)"""
     tests = os.path.join(ROOT, "tests")
-    jobs, envs = {}, {}
-    for level in _LEVELS:
-        envs[level] = dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTBP_ISA=level, NUMBA_NUM_THREADS="1",
-                           FASTBP_CACHE_DIR=str(tmp_path_factory.mktemp(f"bounds-{level}")))
-        jobs[level, "control"] = ([sys.executable, "-W", "ignore", "-c", _BOUNDS_CONTROL], envs[level], None)
-    control = run_all(jobs, timeout=900)
+    envs = {level: dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTBP_ISA=level, NUMBA_NUM_THREADS="1",
+                        FASTBP_CACHE_DIR=str(tmp_path_factory.mktemp(f"bounds-{level}"))) for level in LEVEL_NAMES}
+    control = run_all({level: ([sys.executable, "-W", "ignore", "-c", _BOUNDS_CONTROL], env, None)
+                       for level, env in envs.items()}, timeout=900)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", _BOUNDS_PICK,
             os.path.join(tests, "test_kernels.py")]
-    picked = run_all({(level, "tests"): (argv, envs[level], tests) for level in _LEVELS}, timeout=900)
-    return {**control, **picked}
+    picked = run_all({level: (argv, env, tests) for level, env in envs.items()}, timeout=900)
+    return control, picked
 
 
-_LEVELS = ["avx512", "avx2", "sse"]
-
-
-@pytest.mark.parametrize("level", _LEVELS)
+@pytest.mark.parametrize("level", LEVEL_NAMES)
 def test_kernels_stay_in_bounds_at_every_level(level, bounds_runs):
-    r = bounds_runs[level, "control"]
+    control, picked = bounds_runs
+    r = control[level]
     assert r.returncode == 0 and f"bounds ok {level}" in r.stdout, r.stdout + r.stderr[-3000:]
-    r = bounds_runs[level, "tests"]
+    r = picked[level]
     assert r.returncode == 0 and " passed" in r.stdout.strip().splitlines()[-1], r.stdout[-4000:] + r.stderr[-2000:]
 
 
