@@ -98,5 +98,13 @@ ALIGN_BYTES = 64
 SERIAL_FLOPS = 1 << 20
 # Element-wise passes (gather, packing, loss) with fewer elements than this run serially.
 SERIAL_ELEMENTS = 1 << 15
+# Products with fewer floating-point operations than this, whose packing of op(B) would be
+# a parallel phase of its own, run in one phase: each task packs the panels of op(B) that
+# only it reads, then computes its strip of columns of C (kernels/gemm.py).  Each parallel
+# region costs 7-10 us here (waking the other thread, joining), about a tenth of such a
+# product.  Measured on the Xeon (avx512, scripts/ab_gemm.py): M's products (128 x 256 x 256,
+# 128 x 256 x 784) 1.13-1.31x faster, 512 x 256 x 256 1.00-1.15x; MB's 1024 x 256 x 256
+# forward and dx 0.97x (docs/performance.md, "Tiling and threading").
+ONE_PHASE_FLOPS = 1 << 27
 # Rows of X handled per compiled call in predict/evaluate.
 PREDICT_CHUNK = 4096

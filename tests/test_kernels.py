@@ -4,7 +4,8 @@ import pytest
 from conftest import tol
 
 import naive
-from fastbp._config import BY_COLUMNS_BYTES, KC, MC, MR, NC, NR_VECS, SLAB_BYTES, VEC_BYTES
+from fastbp._config import (BY_COLUMNS_BYTES, KC, MC, MR, NC, NR_VECS, ONE_PHASE_FLOPS, SERIAL_ELEMENTS, SLAB_BYTES,
+                            VEC_BYTES)
 from fastbp.kernels import activations as A
 from fastbp.kernels import layout
 from fastbp.kernels import gemm as G
@@ -27,7 +28,10 @@ DTYPES = [np.float32, np.float64]
 # (gemm's by_columns).  (10, 101, KC + 9) and (9, 6, KC + 7) cross a k block boundary
 # in both dtypes, m <= 2 MR: B read in place but for its ragged last panel, the first on
 # the parallel path.  The last: a column slab of op(B) over SLAB_BYTES, so one tile taller
-# than MC, whose k-block loop runs outside its blocks of MC rows.
+# than MC, whose k-block loop runs outside its blocks of MC rows.  (130, 300, 600), with
+# op(A) as stored, runs in one phase (gemm's one_phase: below ONE_PHASE_FLOPS, with more
+# op(B) to pack than SERIAL_ELEMENTS, in several strips of columns); with op(A) to pack,
+# in two.
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
           (255, 37, 300), (130, 300, 600), (10, 101, KC + 9), (9, 6, KC + 7),
           (100, 20, SLAB_BYTES // (4 * NC) + 5)]
@@ -43,6 +47,9 @@ def test_shapes_take_every_path_of_the_tiling(dtype):
     assert any(m <= 2 * MR and k > KC and 2 * m * n * k >= G.SERIAL_FLOPS for m, n, k in SHAPES)
     assert any(m > MC and n > NC and k * size >= BY_COLUMNS_BYTES for m, n, k in SHAPES)
     assert any(m > MC and k * NC * size > SLAB_BYTES for m, n, k in SHAPES)
+    nr = NR_VECS * VEC_BYTES // size
+    assert any(G.SERIAL_FLOPS <= 2 * m * n * k < ONE_PHASE_FLOPS and -(-n // nr) * nr * k >= SERIAL_ELEMENTS
+               and n > 2 * nr for m, n, k in SHAPES)
 
 
 def _close(got, ref, dtype, scale=None):
@@ -164,7 +171,10 @@ def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 3, 255), (77, 13, 37), (255, 37, 300)])
+# (130, 300, 600): in one phase (SHAPES); (100, 20, 1029): a tile taller than MC, its
+# epilogue run block by block of MC rows
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 3, 255), (77, 13, 37), (255, 37, 300), (130, 300, 600),
+                                   (100, 20, SLAB_BYTES // (4 * NC) + 5)])
 def test_dense_forward_fused(dtype, act, m, n, k, rng):
     x = rng.standard_normal((m, k)).astype(dtype)
     w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(dtype)
@@ -176,7 +186,8 @@ def test_dense_forward_fused(dtype, act, m, n, k, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 257), (255, 37, 300), (77, 600, 3), (130, 300, 10)])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 257), (255, 37, 300), (77, 600, 3), (130, 300, 10),
+                                   (130, 300, 600), (100, 20, SLAB_BYTES // (4 * NC) + 5)])
 def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     dz = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((k, n)).astype(dtype)       # W as stored, (n_out, n_in)

@@ -33,8 +33,8 @@ from numba.core.errors import NumbaPerformanceWarning
 from numba.extending import intrinsic
 from .._numba_compat import launch_threads
 
-from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, SERIAL_ELEMENTS, SERIAL_FLOPS,
-                       SLAB_BYTES, TALL_C_BYTES, VEC_BYTES)
+from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, NR_VECS, ONE_PHASE_FLOPS,
+                       SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES, TALL_C_BYTES, VEC_BYTES)
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
@@ -88,6 +88,21 @@ def set_parallel_chunksize(typingctx, n):
         return before
 
     return types.int64(n), codegen
+
+
+@intrinsic
+def num_threads(typingctx):
+    """numba.get_num_threads(), called by its symbol name as set_parallel_chunksize is:
+    Numba's overload goes through a ctypes pointer, which would make gemm's callers
+    uncachable."""
+    launch_threads()             # registers the symbol
+
+    def codegen(context, builder, signature, args):
+        # declared as Numba's parallel loops declare it (one module may hold both)
+        get = cgutils.get_or_insert_function(builder.module, ir.FunctionType(cgutils.intp_t, []), "get_num_threads")
+        return builder.call(get, [])
+
+    return types.int64(), codegen
 
 
 # _epilogue stores a row of a packed panel of MR values as whole vectors: what runs past
@@ -183,8 +198,9 @@ def pack(src, transposed, w, dst):
 # -- the product ----------------------------------------------------------------------
 @jit(**_LEAF)
 def _epilogue(c, epi, i0, i1, j0, j1):
-    """The tile's finishing pass while it is still in cache, epi = (epilogue, act, bias,
-    ref, c_kept) as gemm's.  Row views starting at 0 and the activation branch taken
+    """The finishing pass over rows i0:i1, columns j0:j1 of a tile while they are still in
+    cache (L1: _tile calls it per block of MC rows), epi = (epilogue, act, bias, ref,
+    c_kept) as gemm's.  Row views starting at 0 and the activation branch taken
     outside the inner loop let LLVM vectorise each loop; one loop per activation code
     (identity, sigmoid, tanh, ReLU), each with its function known when compiled: LLVM
     would compile a loop with the run-time code inside once per code, and larger."""
@@ -236,9 +252,9 @@ def _epilogue(c, epi, i0, i1, j0, j1):
             r0 = max(j0 - j, 0)
             r1 = min(j1 - j, MR)
             # A whole row of the panel is stored as whole vectors of c: the values past
-            # it land in the next row's place, written right after, so the tile's last
-            # row (whose next row is another tile's) is copied value by value, as are
-            # panels shared with another tile.
+            # it land in the next row's place, written right after, so the last row here
+            # (whose next row is another call's) is copied value by value, as are panels
+            # shared with another tile.
             i_vec = i1 - 1 if r0 == 0 and r1 == MR else i0
             for i in range(i0, i_vec):
                 for h in range(0, MR, v):
@@ -251,7 +267,8 @@ def _epilogue(c, epi, i0, i1, j0, j1):
 @jit(**_LEAF)
 def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
     """Task t: one tile of c, all k blocks, then its epilogue (epi, see _epilogue), and,
-    unless a_kept is empty, the tile's rows of A packed into it (_keep_rows).
+    unless a_kept is empty, the tile's rows of A packed into it (_keep_rows; the n_jt
+    tiles of a row of tiles each pack a share of its panels).
     grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of the tasks.
 
     Numba's parallel loop gives each thread a run of consecutive tasks.  Along the rows
@@ -308,24 +325,27 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
                     else:
                         acc = micro(kc, a, ao, 1, src, bo, bs, acc)
                     store_block(c, co, n, mr, ncols, acc)
+            if k0 + kc >= k:             # the epilogue of the MC rows just finished, from L1
+                _epilogue(c, epi, ib, min(i1, ib + MC), j0, j1)
     if k == 0:
         for i in range(i0, i1):
             for j in range(j0, j1):
                 c[i, j] = 0
-    if a_kept.shape[0] > 0 and jt == 0:    # the rows of A this tile has read, still in cache
-        _keep_rows(a, a_rows, k, a_kept, m, i0, i1)
-    _epilogue(c, epi, i0, i1, j0, j1)
+        _epilogue(c, epi, i0, i1, j0, j1)
+    if a_kept.shape[0] > 0:              # the rows of A this tile has read, still in cache
+        kp = (k + nr - 1) // nr
+        _keep_rows(a, a_rows, k, a_kept, m, i0, i1, jt * kp // n_jt, (jt + 1) * kp // n_jt)
 
 
 @jit(**_LEAF)
-def _keep_rows(a, a_rows, k, dst, m, i0, i1):
-    """Rows i0 <= i < i1 of A (m x k, a[a_rows[i]*k + p]: only through a row map) into dst packed
-    as the op(B) of a later product, panels of NR columns of A: dst[(jp*m + i)*NR + r] =
-    A[i, jp*NR + r], zero past k.  (Layer 0's forward keeps x[idx] for dW_0, which would
+def _keep_rows(a, a_rows, k, dst, m, i0, i1, jp0, jp1):
+    """Rows i0 <= i < i1 of A (m x k, a[a_rows[i]*k + p]: only through a row map) into
+    panels jp0 <= jp < jp1 of dst, A packed as the op(B) of a later product, panels of NR
+    columns of A: dst[(jp*m + i)*NR + r] = A[i, jp*NR + r], zero past k.  (Layer 0's forward keeps x[idx] for dW_0, which would
     otherwise pack it from x again, rows fetched from memory.)"""
     nr = panel_width(dst)
     v = lanes(dst)
-    for jp in range((k + nr - 1) // nr):  # a panel at a time: each written in order
+    for jp in range(jp0, jp1):            # a panel at a time: each written in order
         j = jp * nr
         for i in range(i0, i1):
             src = a_rows[i] * k + j
@@ -355,6 +375,20 @@ def _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, t):
     else:
         src, transposed, cols, w, dst, jp, s = b, b_t, n, nr, pb, pb0 + t - n_pa, sums[:0]
     _pack_panel(src, transposed, k, cols, w, dst, jp, s)
+
+
+@jit(**_LEAF)
+def _strip_packing(a, b, b_t, packs, sums, a_packed, dims, tasks, t, strips):
+    """gemm in one phase: the packing tasks of strip t of `strips` strips of columns
+    (the panels of op(B) that _tile's task t reads, dealt out as _tile deals them), and a
+    share of the sums of the packed op(A), if any (n_pa tasks)."""
+    m, n, k, nr = dims
+    n_pa, pb0 = tasks
+    s_cols = (n + nr - 1) // nr
+    for jp in range(max(t * s_cols // strips, pb0), (t + 1) * s_cols // strips):
+        _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, n_pa + jp - pb0)
+    for q in range(t * n_pa // strips, (t + 1) * n_pa // strips):
+        _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, q)
 
 
 class _SerialOnlyAllowed(CompiledOnly):
@@ -395,8 +429,11 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
     (packed_size(n, m, MR) elements: dz_prev^T for the weight gradient below).
 
     Two phases of one parallel loop (one parallel kernel for Numba to build): the
-    packing tasks, one per panel, then the tiles of c.  threaded: THREADED, or
-    SERIAL_ONLY for a specialisation with no parallel loop (see top).
+    packing tasks, one per panel, then the tiles of c.  A product below ONE_PHASE_FLOPS
+    whose packing would be a parallel phase of its own runs in one phase instead: each
+    task a strip of columns of c, all its rows, that first packs the panels of op(B) only
+    it reads (_strip_packing).  threaded: THREADED, or SERIAL_ONLY for a specialisation
+    with no parallel loop (see top).
     """
     vector_width()
     m, n = c.shape
@@ -435,9 +472,17 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
     # tiles of up to TALL_C_BYTES of c (see _tile)
     rows = MC if k * NC * c.itemsize <= SLAB_BYTES else max(MC, TALL_C_BYTES // (NC * c.itemsize))
     grid = ((m + rows - 1) // rows, (n + NC - 1) // NC, k * c.itemsize >= BY_COLUMNS_BYTES)
+    small = 2 * m * n * k < SERIAL_FLOPS
+    pack_serial = (n_pa * MR + (n_pb - pb0) * nr) * k < SERIAL_ELEMENTS
+    # One phase (see above): at least a strip per thread, of at most NC columns, and no
+    # panel of op(A) to pack (every strip would read them all), only its sums.
+    strips = min(n_pb, max(grid[1], num_threads()))
+    one_phase = (threaded is not None and not small and not pack_serial and 2 * m * n * k < ONE_PHASE_FLOPS
+                 and (n_pa == 0 or a_packed) and strips >= num_threads())
+    if one_phase:
+        grid = (1, strips, False)
     dims, tasks = (m, n, k, nr), (n_pa, pb0)
     epi = (epilogue, act, bias, ref, c_kept)
-    small = 2 * m * n * k < SERIAL_FLOPS
     # Tasks are handed out one at a time to whichever thread is free (Numba's default
     # splits them into one fixed run per thread): on a shared machine, a thread slowed by
     # another process does not hold the whole product back.  Each task writes its own
@@ -445,8 +490,8 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
     before = set_parallel_chunksize(1)
     for phase in range(2):
         if phase == 0:
-            n_tasks = n_pa + n_pb - pb0
-            serial = small or (n_pa * MR + (n_pb - pb0) * nr) * k < SERIAL_ELEMENTS
+            n_tasks = 0 if one_phase else n_pa + n_pb - pb0
+            serial = small or pack_serial or one_phase   # (no parallel region for no task)
         else:
             n_tasks = grid[0] * grid[1]
             serial = small
@@ -462,5 +507,7 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
                 if phase == 0:
                     _pack_task(a, b, b_t, packs, sums, a_packed, dims, tasks, np.int64(t))
                 else:
+                    if one_phase:
+                        _strip_packing(a, b, b_t, packs, sums, a_packed, dims, tasks, np.int64(t), strips)
                     _tile(a_in, a_t, a_rows, b_flat, b_in_place, packs[1], c, k, epi, a_kept, np.int64(t), grid)
     set_parallel_chunksize(before)
