@@ -266,7 +266,8 @@ def _epilogue(c, epi, i0, i1, j0, j1):
 
 @jit(**_LEAF)
 def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
-    """Task t: one tile of c, all k blocks, then its epilogue (epi, see _epilogue), and,
+    """Task t: one tile of c, all k blocks, and its epilogue (epi, see _epilogue) block by
+    block of MC rows as the last k block finishes them, and,
     unless a_kept is empty, the tile's rows of A packed into it (_keep_rows; the n_jt
     tiles of a row of tiles each pack a share of its panels).
     grid = (n_it, n_jt, by_columns): n_it x n_jt tiles, and the order of the tasks.
@@ -341,8 +342,9 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
 def _keep_rows(a, a_rows, k, dst, m, i0, i1, jp0, jp1):
     """Rows i0 <= i < i1 of A (m x k, a[a_rows[i]*k + p]: only through a row map) into
     panels jp0 <= jp < jp1 of dst, A packed as the op(B) of a later product, panels of NR
-    columns of A: dst[(jp*m + i)*NR + r] = A[i, jp*NR + r], zero past k.  (Layer 0's forward keeps x[idx] for dW_0, which would
-    otherwise pack it from x again, rows fetched from memory.)"""
+    columns of A: dst[(jp*m + i)*NR + r] = A[i, jp*NR + r], zero past k.  (Layer 0's
+    forward keeps x[idx] for dW_0, which would otherwise pack it from x again, rows
+    fetched from memory.)"""
     nr = panel_width(dst)
     v = lanes(dst)
     for jp in range(jp0, jp1):            # a panel at a time: each written in order
