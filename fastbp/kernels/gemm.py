@@ -478,9 +478,10 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
     pack_serial = (n_pa * MR + (n_pb - pb0) * nr) * k < SERIAL_ELEMENTS
     # One phase (see above): at least a strip per thread, of at most NC columns, and no
     # panel of op(A) to pack (every strip would read them all), only its sums.
-    strips = min(n_pb, max(grid[1], num_threads()))
+    threads = num_threads()
+    strips = min(n_pb, max(grid[1], threads))
     one_phase = (threaded is not None and not small and not pack_serial and 2 * m * n * k < ONE_PHASE_FLOPS
-                 and (n_pa == 0 or a_packed) and strips >= num_threads())
+                 and (n_pa == 0 or a_packed) and strips >= threads)
     if one_phase:
         grid = (1, strips, False)
     dims, tasks = (m, n, k, nr), (n_pa, pb0)
