@@ -45,6 +45,31 @@ out["fma"] = {w: sum(f"%{w}" in f for f in fma) for w in ("xmm", "ymm", "zmm")}
 print(json.dumps(out))
 """
 
+# The same count of fused multiply-adds by register width, from train_steps compiled (never
+# run) for one training signature (float32): under NUMBA_CPU_NAME / NUMBA_CPU_FEATURES of an AVX-512
+# CPU, this shows the avx512 level's machine code on a host that lacks AVX-512 (where the
+# level runs split into the host's 256-bit instructions, and its code could not execute).
+_ASM_ONLY = r"""
+import json, re
+import numpy as np
+import fastbp
+from fastbp.kernels.optim import HYPER_SIZE
+from fastbp.kernels.step import threading_for, train_steps
+from numba import typeof
+m = fastbp.MLP([600, 70, 10], seed=1)
+X = np.zeros((300, 600), np.float32); y = m.check_y(np.arange(300) % 10, 300)
+ws, stats = m.workspace(150)
+opt = fastbp.SGD(0.1, momentum=0.9); state = opt.bind(m.params)
+hyper = np.zeros(HYPER_SIZE); opt.set_hyper(hyper)
+args = (X, y, np.arange(300, dtype=np.int64), 0, 300, 150, m.params, m.grads, state, hyper, m.meta,
+        m._out_code, ws, stats, np.zeros(2), True, threading_for(m.meta, 150))
+train_steps.compile(tuple(typeof(a) for a in args))
+fma = re.findall(r"vfmadd\d+p[sd]\s+[^\n]*", "".join(train_steps.inspect_asm().values()))
+print(json.dumps({w: sum(f"%{w}" in f for f in fma) for w in ("xmm", "ymm", "zmm")}))
+"""
+# An AVX-512 CPU that LLVM tunes to prefer 256-bit vectors (as it does most of them)
+AVX512_CPU = {"NUMBA_CPU_NAME": "skylake-avx512", "NUMBA_CPU_FEATURES": "+avx512f,+avx512vl,+avx512bw,+avx512dq"}
+
 
 def _env(level, cache):
     env = dict(os.environ, FASTBP_ISA=level, FASTBP_CACHE_DIR=str(cache))
@@ -94,10 +119,16 @@ def test_every_level_gives_the_same_weights_bit_for_bit(runs):
             assert got == want, f"{level} differs from {LEVELS[0]} on {want[:2]}"
 
 
-def test_each_level_compiles_to_its_vector_width(runs):
+def test_each_level_compiles_to_its_vector_width(runs, tmp_path):
     """The micro-kernel's fused multiply-adds are on zmm registers at avx512 (LLVM would
-    prefer ymm on many AVX-512 CPUs), on ymm at avx2, on xmm at sse."""
+    prefer ymm on many AVX-512 CPUs), on ymm at avx2, on xmm at sse.  On a host without
+    AVX-512, avx512's code is that compiled for an AVX-512 CPU (_ASM_ONLY)."""
     fma = {lv: runs[lv]["fma"] for lv in LEVELS}
+    if _isa.host_level()[0] != "avx512":
+        r = subprocess.run([sys.executable, "-c", _ASM_ONLY], env=dict(_env("avx512", tmp_path), **AVX512_CPU),
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        fma["avx512"] = json.loads(r.stdout.strip().splitlines()[-1])
     assert fma["avx512"]["zmm"] >= 24, fma          # at least the 12 x 2 accumulators
     assert fma["avx2"]["zmm"] == 0 and fma["avx2"]["ymm"] >= 12, fma
     assert fma["sse"]["zmm"] == fma["sse"]["ymm"] == 0 and fma["sse"]["xmm"] >= 12, fma
