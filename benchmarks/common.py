@@ -9,6 +9,7 @@ epoch).  The figures are then meaningless; it exists so tests/test_benchmarks.py
 each benchmark once in seconds and catch a broken one.
 """
 import os
+import re
 
 import numpy as np
 
@@ -35,6 +36,25 @@ _TINY_BATCHES = 3
 
 def tiny():
     return os.environ.get("FASTBP_BENCH_TINY", "") not in ("", "0")
+
+
+def shape(spec):
+    """(sizes, batch, samples) for a configuration name of CONFIGS, or for a shape written
+    as ``SIZES@BATCH`` or ``SIZES@BATCHxSAMPLES`` (``784-300-100-10@128x20000``: layer widths
+    joined by '-'; samples default to 32 minibatches, at least 8,192), for the scripts that
+    time other widths and depths than the five configurations."""
+    if spec in CONFIGS:
+        return CONFIGS[spec]
+    m = re.fullmatch(r"(\d+(?:-\d+)+)@(\d+)(?:x(\d+))?", spec)
+    if m is None:
+        raise ValueError(f"configuration {spec!r} is neither one of {', '.join(CONFIGS)} "
+                         "nor a shape SIZES@BATCH[xSAMPLES] such as 784-300-100-10@128x20000")
+    sizes = tuple(int(v) for v in m.group(1).split("-"))
+    batch = int(m.group(2))
+    n = int(m.group(3)) if m.group(3) else max(32 * batch, 8192)
+    if min(sizes) < 1 or batch < 1 or n < batch:
+        raise ValueError(f"configuration {spec!r}: widths and batch must be >= 1, samples >= batch")
+    return sizes, batch, n
 
 
 def config(name):

@@ -14,12 +14,10 @@ WORKER = r'''
 import json, sys, time
 import numpy as np
 import fastbp
-from benchmarks.common import CONFIGS
-cfgs, dtype = sys.argv[1].split(","), sys.argv[2]
+cfgs, dtype = json.loads(sys.argv[1]), sys.argv[2]
 fastbp.set_num_threads(2)
 out = {}
-for cfg in cfgs:
-    sizes, batch, n = CONFIGS[cfg]
+for cfg, (sizes, batch, n) in cfgs.items():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], size=n).astype(np.int64)
@@ -41,13 +39,17 @@ p.add_argument("--configs", default="S,M,MB,L,XL")
 p.add_argument("--dtype", default="float32")
 a = p.parse_args()
 trees = dict(t.split("=") for t in a.trees.split(","))
+# resolved here, so a tree from before benchmarks.common.shape still runs every shape
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from benchmarks.common import shape  # noqa: E402
+shapes = json.dumps({c: shape(c) for c in a.configs.split(",")})
 res = {name: {c: [] for c in a.configs.split(",")} for name in trees}
 for r in range(a.rounds):
     for name, path in (list(trees.items()) if r % 2 == 0 else list(trees.items())[::-1]):
         path = os.path.abspath(path)
         env = dict(os.environ, PYTHONPATH=path, FASTBP_CACHE_DIR=f"/tmp/abcache-{name}")
         env.pop("OPENBLAS_CORETYPE", None); env.pop("OPENBLAS_L2_SIZE", None)
-        pr = subprocess.run([sys.executable, "-c", WORKER, a.configs, a.dtype], env=env, cwd=path,
+        pr = subprocess.run([sys.executable, "-c", WORKER, shapes, a.dtype], env=env, cwd=path,
                             capture_output=True, text=True)
         if pr.returncode:
             sys.exit(pr.stderr[-3000:])

@@ -14,6 +14,9 @@ one measurement at the start said more about that moment than about the machine.
 
     python scripts/bench_compare.py --configs S,M,MB,L,XL --dtype float32 --threads 2 --repeat 5
 
+A configuration is one of docs/benchmarks.md's names or a shape, SIZES@BATCH[xSAMPLES]
+(``--configs M,784-300-100-10@128``: other widths and depths beside the nearest name).
+
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set on some of our machines for old OpenBLAS
 builds) force NumPy's and scikit-learn's OpenBLAS onto its AVX2 kernel, which understates
 the roof and those peers on AVX-512 CPUs: this script drops both from its own
@@ -62,7 +65,7 @@ import numpy as np  # noqa: E402
 import fastbp  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from benchmarks.common import CONFIGS  # noqa: E402  (docs/benchmarks.md's configurations: one table)
+from benchmarks.common import shape  # noqa: E402  (docs/benchmarks.md's configurations: one table)
 
 try:
     from threadpoolctl import threadpool_limits
@@ -247,9 +250,9 @@ def main():
     print(f"fastbp {fastbp.__version__}, dtype {args.dtype}, threads {args.threads}, repeat {args.repeat}; "
           f"GEMM roof: OpenBLAS {args.dtype} {ROOF_N}^3 in every round (median of {ROOF_REPEAT}), "
           f"each configuration's median of its rounds")
+    configs = {cfg: shape(cfg) for cfg in args.configs.split(",")}   # a bad one fails here
     rows = []
-    for cfg in args.configs.split(","):
-        sizes, batch, n = CONFIGS[cfg]
+    for cfg, (sizes, batch, n) in configs.items():
         rng = np.random.default_rng(1)
         X = rng.standard_normal((n, sizes[0])).astype(args.dtype)
         y = rng.integers(0, sizes[-1], size=n).astype(np.int64)
@@ -282,10 +285,11 @@ def main():
                          rate["fastbp"] / rate[name] if name != "fastbp" else None,
                          rate["fastbp"] / best_peer if name == "fastbp" and best_peer else None,
                          min(times[name]), max(times[name])))
-    print(f"{'config':6} {'framework':9} {'samples/s':>11} {'GFLOP/s':>8} {'roof':>6} {'% roof':>7} "
+    w = max(6, *map(len, configs))
+    print(f"{'config':{w}} {'framework':9} {'samples/s':>11} {'GFLOP/s':>8} {'roof':>6} {'% roof':>7} "
           f"{'fastbp/this':>11} {'fastbp/best':>11}  {'epoch s min..max':>17}")
     for cfg, name, r, g, roof, pct, ratio, best, tmin, tmax in rows:
-        print(f"{cfg:6} {name:9} {r:11,.0f} {g:8.1f} {roof:6.1f} {pct:6.1f}% "
+        print(f"{cfg:{w}} {name:9} {r:11,.0f} {g:8.1f} {roof:6.1f} {pct:6.1f}% "
               f"{'' if ratio is None else f'{ratio:10.2f}x':>11} {'' if best is None else f'{best:10.2f}x':>11}"
               f"  {tmin:7.3f}..{tmax:7.3f}")
     if limit is not None:

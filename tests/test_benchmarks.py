@@ -104,3 +104,13 @@ def test_asv_check():
     proc = subprocess.run([sys.executable, "-m", "asv", "check", "-E", f"existing:{sys.executable}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "No problems found" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_shape_names_and_specs():
+    common = _import("common")
+    assert common.shape("M") == common.CONFIGS["M"]
+    assert common.shape("784-300-100-10@128x20000") == ((784, 300, 100, 10), 128, 20000)
+    assert common.shape("100-37-13@77") == ((100, 37, 13), 77, 8192)
+    for bad in ["Q", "784@128", "784-10", "784-0-10@128", "784-10@256x100"]:
+        with pytest.raises(ValueError, match="configuration"):
+            common.shape(bad)
