@@ -14,6 +14,12 @@ from fastbp import _config, _isa
 LEVELS = list(_isa.LEVEL_NAMES)
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
+# train_steps' fused multiply-adds counted by register width, as `fma` (both scripts below)
+_COUNT_FMA = r"""
+asm = re.findall(r"vfmadd\d+p[sd]\s+[^\n]*", "".join(train_steps.inspect_asm().values()))
+fma = {w: sum(f"%{w}" in f for f in asm) for w in ("xmm", "ymm", "zmm")}
+"""
+
 # Trains a few networks (every activation, both dtypes, dropout with a per-step schedule, a
 # threaded product whose reduction crosses a k block at every level) and prints the level, a hash of the weights, the
 # losses, and the fused multiply-adds of train_steps' machine code by register width.
@@ -40,8 +46,8 @@ for dtype in ("float32", "float64"):
     m = fastbp.MLP([600, 70, 10], dtype=dtype, seed=1)
     h = m.fit(X, y, epochs=1, batch_size=150, optimizer=fastbp.SGD(0.1, momentum=0.9), verbose=0)
     out["runs"].append([dtype, "wide", hashlib.sha256(m.params.tobytes()).hexdigest(), h.history["loss"]])
-fma = re.findall(r"vfmadd\d+p[sd]\s+[^\n]*", "".join(train_steps.inspect_asm().values()))
-out["fma"] = {w: sum(f"%{w}" in f for f in fma) for w in ("xmm", "ymm", "zmm")}
+""" + _COUNT_FMA + r"""
+out["fma"] = fma
 print(json.dumps(out))
 """
 
@@ -64,8 +70,8 @@ hyper = np.zeros(HYPER_SIZE); opt.set_hyper(hyper)
 args = (X, y, np.arange(300, dtype=np.int64), 0, 300, 150, m.params, m.grads, state, hyper, m.meta,
         m._out_code, ws, stats, np.zeros(2), True, threading_for(m.meta, 150))
 train_steps.compile(tuple(typeof(a) for a in args))
-fma = re.findall(r"vfmadd\d+p[sd]\s+[^\n]*", "".join(train_steps.inspect_asm().values()))
-print(json.dumps({w: sum(f"%{w}" in f for f in fma) for w in ("xmm", "ymm", "zmm")}))
+""" + _COUNT_FMA + r"""
+print(json.dumps(fma))
 """
 # An AVX-512 CPU that LLVM tunes to prefer 256-bit vectors (as it does most of them)
 ASM_AVX512 = "avx512 compiled for an AVX-512 CPU"

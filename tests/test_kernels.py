@@ -32,9 +32,10 @@ DTYPES = [np.float32, np.float64]
 # op(A) as stored, runs in one phase (gemm's one_phase: below ONE_PHASE_FLOPS, with more
 # op(B) to pack than SERIAL_ELEMENTS, in several strips of columns); with op(A) to pack,
 # in two.
+K_TALL = SLAB_BYTES // (4 * NC) + 5   # k of a float32 column slab over SLAB_BYTES: a tile taller than MC
 SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13, 37),
           (255, 37, 300), (130, 300, 600), (10, 101, KC + 9), (9, 6, KC + 7),
-          (100, 20, SLAB_BYTES // (4 * NC) + 5)]
+          (100, 20, K_TALL)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
 
 
@@ -174,7 +175,7 @@ def test_forward_keeps_its_rows_for_the_weight_gradient(dtype, m, n, k, rng):
 # (130, 300, 600): in one phase (SHAPES); (100, 20, 1029): a tile taller than MC, its
 # epilogue run block by block of MC rows
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 3, 255), (77, 13, 37), (255, 37, 300), (130, 300, 600),
-                                   (100, 20, SLAB_BYTES // (4 * NC) + 5)])
+                                   (100, 20, K_TALL)])
 def test_dense_forward_fused(dtype, act, m, n, k, rng):
     x = rng.standard_normal((m, k)).astype(dtype)
     w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(dtype)
@@ -187,7 +188,7 @@ def test_dense_forward_fused(dtype, act, m, n, k, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 257), (255, 37, 300), (77, 600, 3), (130, 300, 10),
-                                   (130, 300, 600), (100, 20, SLAB_BYTES // (4 * NC) + 5)])
+                                   (130, 300, 600), (100, 20, K_TALL)])
 def test_delta_passed_down_fused(dtype, act, m, n, k, rng):
     dz = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((k, n)).astype(dtype)       # W as stored, (n_out, n_in)
