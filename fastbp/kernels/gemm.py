@@ -38,7 +38,7 @@ from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, N
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
-from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vstore, vstore_block, vtranspose
+from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vload_rows, vstore, vstore_block, vtranspose
 
 # Flags and codes are NumPy scalars, not Python constants: Numba types a Python constant
 # passed to another compiled function as a literal, and compiles the callee once per value.
@@ -145,12 +145,18 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
     if transposed:               # column r of the panel is row j0 + r of src
         p0 = 0
         v = lanes(dst)
-        if nj == w and w % v == 0:
+        if w % v == 0:
             # lanes x lanes blocks: load `lanes` rows of src, transpose in registers, store
-            # `lanes` rows of the panel.
+            # `lanes` rows of the panel; past row n of src (a ragged last panel: the output
+            # layer's few rows of W) the block's rows are zeros.
             while p0 + v <= k:
                 for h in range(0, w, v):
-                    block = vload_block(src, (j0 + h) * k + p0, k)   # src[j0+h+i, p0:p0+v]
+                    if h + v <= nj:
+                        block = vload_block(src, (j0 + h) * k + p0, k)   # src[j0+h+i, p0:p0+v]
+                    elif h < nj:
+                        block = vload_rows(src, (j0 + h) * k + p0, k, nj - h)
+                    else:
+                        block = vload_rows(src, p0, k, 0)   # zeros (its loads, of row 0, unused)
                     vstore_block(out, p0 * w + h, w, vtranspose(block))  # out[p0+i, h:h+v]
                 p0 += v
         for r in range(nj):      # what is left: element by element
@@ -174,8 +180,8 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
             sp = p * n + j0
             for r in range(w):
                 out[p * w + r] = s[sp + r] if r < nj else zero
-    if transposed and nj < w:    # zero padding past the last column
-        for p in range(k):
+    if transposed and nj < w:    # zero padding past the last column (of the rows left)
+        for p in range(p0, k):
             for r in range(nj, w):
                 out[p * w + r] = zero
     if sums.shape[0] > 0:        # (panels of A: w = MR)

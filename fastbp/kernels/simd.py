@@ -226,25 +226,51 @@ def _block_type(arr):
     return vt, types.UniTuple(vt, vt.lanes)
 
 
+def _load_block(context, builder, sig, args, rows=None):
+    """The lanes x lanes block of vload_block; with `rows` (an LLVM integer), vectors
+    i >= rows are zeros, their loads redirected to vector 0 (read, never used)."""
+    _mark_width(builder)
+    vt = sig.return_type.dtype
+    vptr_t = context.get_value_type(vt).as_pointer()
+    off0 = context.cast(builder, args[1], sig.args[1], types.intp)
+    step = context.cast(builder, args[2], sig.args[2], types.intp)
+    zero = ir.Constant(context.get_value_type(vt), None)
+    out, off = [], off0
+    for i in range(vt.lanes):
+        valid = None if rows is None else builder.icmp_signed("<", ir.Constant(rows.type, i), rows)
+        at = off if valid is None else builder.select(valid, off, off0)
+        ptr = _pointer(context, builder, sig.args[0], args[0], at, types.intp)
+        v = builder.load(builder.bitcast(ptr, vptr_t), align=sig.args[0].dtype.bitwidth // 8)
+        out.append(v if valid is None else builder.select(valid, v, zero))
+        off = builder.add(off, step)
+    return context.make_tuple(builder, sig.return_type, out)
+
+
 @intrinsic
 def vload_block(typingctx, arr, offset, stride):
     """A lanes x lanes block: vector i is arr.flat[offset + i*stride : ... + lanes]."""
     if not (_is_float_array(arr) and isinstance(offset, types.Integer) and isinstance(stride, types.Integer)):
         return None
-    vt, bt = _block_type(arr)
+    bt = _block_type(arr)[1]
 
     def codegen(context, builder, sig, args):
-        _mark_width(builder)
-        vptr_t = context.get_value_type(vt).as_pointer()
-        off = context.cast(builder, args[1], sig.args[1], types.intp)
-        step = context.cast(builder, args[2], sig.args[2], types.intp)
-        rows = []
-        for i in range(vt.lanes):
-            ptr = _pointer(context, builder, sig.args[0], args[0], off, types.intp)
-            rows.append(builder.load(builder.bitcast(ptr, vptr_t), align=arr.dtype.bitwidth // 8))
-            off = builder.add(off, step)
-        return context.make_tuple(builder, bt, rows)
+        return _load_block(context, builder, sig, args)
     return bt(arr, offset, stride), codegen
+
+
+@intrinsic
+def vload_rows(typingctx, arr, offset, stride, rows):
+    """vload_block's block with only its first `rows` vectors read, the others zeros (their
+    loads redirected to vector 0, which must be readable): the last rows of a matrix,
+    whose whole block would reach past its end."""
+    if not (_is_float_array(arr) and all(isinstance(t, types.Integer) for t in (offset, stride, rows))):
+        return None
+    bt = _block_type(arr)[1]
+
+    def codegen(context, builder, sig, args):
+        rows = context.cast(builder, args[3], sig.args[3], types.intp)
+        return _load_block(context, builder, sig, args, rows)
+    return bt(arr, offset, stride, rows), codegen
 
 
 @intrinsic
