@@ -37,17 +37,23 @@ SHAPES = [(1, 1, 1), (3, 1, 17), (1, 3, 255), (17, 3, 5), (3, 17, 257), (77, 13,
           (255, 37, 300), (130, 300, 600), (10, 101, KC + 9), (9, 6, KC + 7),
           (100, 20, K_TALL)]
 ACTS = ["identity", "sigmoid", "tanh", "relu"]
+# Over ONE_PHASE_FLOPS, yet in one phase on two threads (gemm's large_ok: eight strips of
+# NC columns, several k blocks at every level, a strip of c under TALL_C_BYTES)
+LARGE_ONE_PHASE = (256, 8 * NC, KC + 76)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_shapes_take_every_path_of_the_tiling(dtype):
     """SHAPES keeps covering the tiling it is meant to, whatever the level's tile sizes
     (see above): a grid of several tiles each way, B read in place on the parallel path
-    across a k block boundary, and a tile taller than MC."""
+    across a k block boundary, a tile taller than MC, one phase below ONE_PHASE_FLOPS and
+    above it (LARGE_ONE_PHASE)."""
     size = np.dtype(dtype).itemsize
     assert any(m <= 2 * MR and k > KC and 2 * m * n * k >= G.SERIAL_FLOPS for m, n, k in SHAPES)
     assert any(m > MC and n > NC and k * size >= BY_COLUMNS_BYTES for m, n, k in SHAPES)
     assert any(m > MC and k * NC * size > SLAB_BYTES for m, n, k in SHAPES)
+    m, n, k = LARGE_ONE_PHASE
+    assert 2 * m * n * k >= ONE_PHASE_FLOPS and k > KC and m * NC * size <= G.TALL_C_BYTES
     nr = NR_VECS * VEC_BYTES // size
     assert any(G.SERIAL_FLOPS <= 2 * m * n * k < ONE_PHASE_FLOPS and -(-n // nr) * nr * k >= SERIAL_ELEMENTS
                and n > 2 * nr for m, n, k in SHAPES)
@@ -109,13 +115,14 @@ def test_gemm_reads_picked_rows_in_place(dtype, m, n, k, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(255, 37, 300), (130, 100, 600)])
+@pytest.mark.parametrize("m,n,k", [(255, 37, 300), (130, 100, 600), LARGE_ONE_PHASE])
 # (fastbp's own gemm silences this warning as it compiles; the copy Python can call does not)
 @pytest.mark.filterwarnings("ignore:\\s*The keyword argument 'parallel=True' was specified")
 def test_serial_only_gemm_matches_threaded(dtype, m, n, k, rng):
     """SERIAL_ONLY (compiled without the parallel loop) runs the same tasks one after
     another: the same results as THREADED, bit for bit, on products large enough that
-    THREADED runs them in parallel."""
+    THREADED runs them in parallel.  LARGE_ONE_PHASE: THREADED in strips of columns,
+    SERIAL_ONLY in tiles."""
     x = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)
     dz = rng.standard_normal((m, n)).astype(dtype)
