@@ -67,10 +67,17 @@ def _is_float_array(arr):
     return isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64) and arr.layout == "C"
 
 
-def _pointer(context, builder, arrty, arr, offset, offty):
-    """Address of element `offset` of the array's buffer (no checks)."""
-    data = context.make_array(arrty)(context, builder, arr).data
-    return builder.gep(data, [context.cast(builder, offset, offty, types.intp)])
+def _pointer(context, builder, arrty, arr, offset, offty, count=1):
+    """Address of element `offset` of the array's buffer, which the caller reads or writes
+    `count` elements from.  Unchecked, but where Numba compiles bounds checks in
+    (NUMBA_BOUNDSCHECK=1, the reliability tests): there both ends of the access are
+    checked against the buffer's size, as Numba checks an index (an IndexError)."""
+    ary = context.make_array(arrty)(context, builder, arr)
+    off = context.cast(builder, offset, offty, types.intp)
+    if context.enable_boundscheck:
+        cgutils.do_boundscheck(context, builder, off, ary.nitems)
+        cgutils.do_boundscheck(context, builder, builder.add(off, ir.Constant(off.type, count - 1)), ary.nitems)
+    return builder.gep(ary.data, [off])
 
 
 @intrinsic
@@ -107,7 +114,7 @@ def vload(typingctx, arr, offset):
 
     def codegen(context, builder, sig, args):
         _mark_width(builder)
-        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1], vt.lanes)
         vptr = builder.bitcast(ptr, context.get_value_type(vt).as_pointer())
         return builder.load(vptr, align=arr.dtype.bitwidth // 8)
     return vt(arr, offset), codegen
@@ -167,7 +174,7 @@ def vstore(typingctx, arr, offset, v):
 
     def codegen(context, builder, sig, args):
         _mark_width(builder)
-        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1], sig.args[1], sig.args[2].lanes)
         vptr = builder.bitcast(ptr, context.get_value_type(sig.args[2]).as_pointer())
         builder.store(args[2], vptr, align=arr.dtype.bitwidth // 8)
         return context.get_dummy_value()
@@ -239,7 +246,7 @@ def _load_block(context, builder, sig, args, rows=None):
     for i in range(vt.lanes):
         valid = None if rows is None else builder.icmp_signed("<", ir.Constant(rows.type, i), rows)
         at = off if valid is None else builder.select(valid, off, off0)
-        ptr = _pointer(context, builder, sig.args[0], args[0], at, types.intp)
+        ptr = _pointer(context, builder, sig.args[0], args[0], at, types.intp, vt.lanes)
         v = builder.load(builder.bitcast(ptr, vptr_t), align=sig.args[0].dtype.bitwidth // 8)
         out.append(v if valid is None else builder.select(valid, v, zero))
         off = builder.add(off, step)
@@ -287,7 +294,7 @@ def vstore_block(typingctx, arr, offset, stride, block):
         off = context.cast(builder, args[1], sig.args[1], types.intp)
         step = context.cast(builder, args[2], sig.args[2], types.intp)
         for i in range(vt.lanes):
-            ptr = _pointer(context, builder, sig.args[0], args[0], off, types.intp)
+            ptr = _pointer(context, builder, sig.args[0], args[0], off, types.intp, vt.lanes)
             builder.store(builder.extract_value(args[3], i), builder.bitcast(ptr, vptr_t),
                           align=arr.dtype.bitwidth // 8)
             off = builder.add(off, step)
