@@ -104,7 +104,9 @@ SERIAL_ELEMENTS = 1 << 15
 # region costs 7-10 us here (waking the other thread, joining), about a tenth of such a
 # product.  Measured on the Xeon (avx512, scripts/ab_gemm.py): M's products (128 x 256 x 256,
 # 128 x 256 x 784) 1.13-1.31x faster, 512 x 256 x 256 1.00-1.15x; MB's 1024 x 256 x 256
-# forward and dx 0.97x (docs/performance.md, "Tiling and threading").
+# forward and dx 0.97x (docs/performance.md, "Tiling and threading").  Larger products run
+# in one phase too when they have at least four strips of NC columns per thread, evenly
+# (L, XL: gemm's large_ok; their panels of op(B) are then packed into L2, not to memory).
 ONE_PHASE_FLOPS = 1 << 27
 # Rows of X handled per compiled call in predict/evaluate.
 PREDICT_CHUNK = 4096
