@@ -482,15 +482,16 @@ def gemm(a, a_t, a_rows, b, b_t, c, packs, packed, epilogue, act, bias, ref, kep
     grid = ((m + rows - 1) // rows, (n + NC - 1) // NC, k * c.itemsize >= BY_COLUMNS_BYTES)
     small = 2 * m * n * k < SERIAL_FLOPS
     pack_serial = (n_pa * MR + (n_pb - pb0) * nr) * k < SERIAL_ELEMENTS
-    # One phase (see above): at least a strip per thread, of at most NC columns, and no
-    # panel of op(A) to pack (every strip would read them all), only its sums.  A product
+    # One phase (see above): strips of at most NC columns, as many as a multiple of the
+    # thread count (3 strips on 2 threads left one thread idle for a third of the product),
+    # and no panel of op(A) to pack (every strip would read them all), only its sums.  A product
     # of ONE_PHASE_FLOPS or more too, when its strips (each a large share of the work) are
     # enough for the tasks handed out one at a time to even out a slowed thread (at least
     # four per thread, split evenly) and, with more than one k block, a strip of c stays
     # within TALL_C_BYTES (its partial sums stay in L2): each strip's panels of op(B) are
     # then packed into L2 and read from there, not written to memory and read back.
     threads = num_threads()
-    strips = min(n_pb, max(grid[1], threads))
+    strips = min(n_pb, (max(grid[1], threads) + threads - 1) // threads * threads)
     large_ok = (strips >= 4 * threads and strips % threads == 0
                 and (k <= KC or m * NC * c.itemsize <= TALL_C_BYTES))
     one_phase = (threaded is not None and not small and not pack_serial and (n_pa == 0 or a_packed)
