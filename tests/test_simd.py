@@ -4,8 +4,8 @@ import pytest
 from numba import njit
 
 from fastbp._config import VEC_BYTES
-from fastbp.kernels.simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block, vstore,
-                                 vstore_block, vtranspose, vzero)
+from fastbp.kernels.simd import (lanes, sload, sstore, vadd, vbroadcast, vfma, vlane, vload, vload_block,
+                                 vload_part, vstore, vstore_block, vstore_part, vtranspose, vzero)
 
 DTYPES = [np.float32, np.float64]
 
@@ -51,3 +51,30 @@ def test_block_transpose_with_stride_and_offset(dtype):
     np.testing.assert_array_equal(got[:, :w], block.T)
     np.testing.assert_array_equal(got[:, w:], -1)                      # gaps untouched
     np.testing.assert_array_equal(dst[:3], -1)
+
+
+@njit
+def _part(src, offset, n, dst, dst_offset):
+    """dst[0:lanes] = the masked load of n values at src[offset:], and its first n lanes
+    stored again at dst[dst_offset:]."""
+    v = vload_part(src, offset, n)
+    vstore(dst, 0, v)
+    vstore_part(dst, dst_offset, n, v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_partial_load_and_store_touch_only_n_values(dtype):
+    """A masked load gives the first n values and zeros; a masked store writes exactly n
+    values (none for n <= 0, a whole vector for n >= lanes) and leaves its neighbours
+    alone.  (That neither reads nor writes past the n values is checked with bounds
+    checks compiled in: test_reliability_run.py's kernels at every level.)"""
+    w = VEC_BYTES // np.dtype(dtype).itemsize
+    for n in (-1, 0, 1, w - 1, w, w + 3):
+        m = max(0, min(n, w))
+        src = np.arange(1, 4 + m, dtype=dtype)[: 3 + m]                   # 3 + m values: offset 3, m read
+        dst = np.full(4 * w, -1, dtype)
+        _part(src, 3, n, dst, 2 * w + 1)
+        np.testing.assert_array_equal(dst[:w], np.concatenate([src[3:3 + m], np.zeros(w - m, dtype)]))
+        np.testing.assert_array_equal(dst[2 * w + 1:2 * w + 1 + m], src[3:3 + m])
+        np.testing.assert_array_equal(dst[w:2 * w + 1], -1)
+        np.testing.assert_array_equal(dst[2 * w + 1 + m:], -1)

@@ -33,31 +33,25 @@ import linecache
 
 from .._config import LEAF_JIT, MR, NR_VECS, STRICT_LEAF_JIT
 from . import jit
-from .simd import lanes, sload, sstore, vbroadcast, vfma, vinsert, vlane, vload, vstore, vzero
+from .simd import lanes, vbroadcast, vfma, vload, vload_part, vstore, vstore_part, vzero
 
 
 @jit(**LEAF_JIT)
 def _load_part(c, off, n):
     """The vector c.flat[off : off + lanes], of which only the first n lanes (n may be <= 0
     or past lanes) are read; the others are zero.  Never reads past n."""
-    w = lanes(c)
-    if n >= w:
+    if n >= lanes(c):
         return vload(c, off)
-    v = vzero(c)
-    for r in range(max(n, 0)):
-        v = vinsert(v, r, sload(c, off + r))
-    return v
+    return vload_part(c, off, n)         # one masked load
 
 
 @jit(**LEAF_JIT)
 def _store_part(c, off, n, v):
     """c.flat[off : off + n] = the first n lanes of v (all of them when n >= lanes)."""
-    w = lanes(c)
-    if n >= w:
+    if n >= lanes(c):
         vstore(c, off, v)
     else:
-        for r in range(max(n, 0)):
-            sstore(c, off + r, vlane(v, r))
+        vstore_part(c, off, n, v)        # one masked store
 
 
 def _each_valid_row(mr, nv, indent, statement):

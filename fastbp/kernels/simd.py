@@ -181,6 +181,78 @@ def vstore(typingctx, arr, offset, v):
     return types.none(arr, offset, v), codegen
 
 
+def _lane_mask(builder, lanes, n):
+    """The <lanes x i1> mask of the lanes r < n (n an intp; none when n <= 0, all past lanes)."""
+    nt = n.type
+    index = ir.Constant(ir.VectorType(nt, lanes), list(range(lanes)))
+    splat = builder.shuffle_vector(
+        builder.insert_element(ir.Constant(ir.VectorType(nt, lanes), ir.Undefined), n, ir.Constant(ir.IntType(32), 0)),
+        ir.Constant(ir.VectorType(nt, lanes), ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+    return builder.icmp_signed("<", index, splat)
+
+
+def _masked_pointer(context, builder, sig, args, lanes):
+    """(vector pointer, mask) of a partial access of the first n lanes from element offset:
+    the bounds check (when compiled in) covers only the elements accessed."""
+    arrty, offty, nty = sig.args[0], sig.args[1], sig.args[2]
+    n = context.cast(builder, args[2], nty, types.intp)
+    count = builder.select(builder.icmp_signed(">", n, ir.Constant(n.type, lanes)), ir.Constant(n.type, lanes), n)
+    ary = context.make_array(arrty)(context, builder, args[0])
+    off = context.cast(builder, args[1], offty, types.intp)
+    if context.enable_boundscheck:
+        with builder.if_then(builder.icmp_signed(">", count, ir.Constant(n.type, 0))):
+            cgutils.do_boundscheck(context, builder, off, ary.nitems)
+            cgutils.do_boundscheck(context, builder, builder.sub(builder.add(off, count), ir.Constant(n.type, 1)),
+                                   ary.nitems)
+    return builder.gep(ary.data, [off]), _lane_mask(builder, lanes, n)
+
+
+def _masked_name(op, vty):
+    bits = 32 if isinstance(vty.element, ir.FloatType) else 64
+    return f"llvm.masked.{op}.v{vty.count}f{bits}.p0"
+
+
+@intrinsic
+def vload_part(typingctx, arr, offset, n):
+    """The vector of arr.flat[offset : offset + n] in its first n lanes and zeros in the
+    others (n <= 0: all zeros; n >= lanes: a whole vector): one masked load, which reads
+    nothing past the n elements."""
+    if not (_is_float_array(arr) and isinstance(offset, types.Integer) and isinstance(n, types.Integer)):
+        return None
+    vt = Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        _mark_width(builder)
+        vty = context.get_value_type(vt)
+        ptr, mask = _masked_pointer(context, builder, sig, args, vt.lanes)
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vptr.type, ir.IntType(32), mask.type, vty]), _masked_name("load", vty))
+        return builder.call(fn, [vptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8), mask, ir.Constant(vty, None)])
+    return vt(arr, offset, n), codegen
+
+
+@intrinsic
+def vstore_part(typingctx, arr, offset, n, v):
+    """arr.flat[offset : offset + n] = the first n lanes of v (n <= 0: nothing; n >= lanes:
+    the whole vector): one masked store, which writes nothing past the n elements."""
+    if not (_is_float_array(arr) and isinstance(offset, types.Integer) and isinstance(n, types.Integer)
+            and v == Vec(arr.dtype)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        _mark_width(builder)
+        vty = args[3].type
+        ptr, mask = _masked_pointer(context, builder, sig, args, sig.args[3].lanes)
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vty, vptr.type, ir.IntType(32), mask.type]),
+            _masked_name("store", vty))
+        builder.call(fn, [args[3], vptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8), mask])
+        return context.get_dummy_value()
+    return types.none(arr, offset, n, v), codegen
+
+
 @intrinsic
 def sload(typingctx, arr, offset):
     """The scalar arr.flat[offset]."""
