@@ -37,7 +37,8 @@ from .._config import (BY_COLUMNS_BYTES, KC, KERNEL_JIT, LEAF_JIT, MC, MR, NC, N
                        SERIAL_ELEMENTS, SERIAL_FLOPS, SLAB_BYTES, TALL_C_BYTES, VEC_BYTES)
 from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
-from .microkernel import a_offsets, load_block, micro, panel_sums, store_block, zero_block
+from .microkernel import (a_offsets, load_block, load_block_1, micro, micro_1, panel_sums, store_block,
+                          store_block_1, zero_block, zero_block_1)
 from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vload_rows, vstore, vstore_block, vtranspose
 
 # Flags and codes are NumPy scalars, not Python constants: Numba types a Python constant
@@ -326,12 +327,21 @@ def _tile(a, a_packed, a_rows, b, b_in_place, pb, c, k, epi, a_kept, t, grid):
                     # with a run-time step LLVM's unrolled loop keeps a register per row offset
                     # into A and spills; with a constant, A[r, p + 1] is a displacement from A[r, p].
                     # A later k block goes on from the partial sums the block before stored.
-                    acc = zero_block(c) if k0 == 0 else load_block(c, co, n, mr, ncols)
-                    if a_packed:
-                        acc = micro(kc, a, ao, MR, src, bo, bs, acc)
+                    # A last panel of at most one vector of columns (the output layer's 10
+                    # classes, 48 = 32 + 16), with A in place (the forward and delta products):
+                    # the one-vector micro-kernel, half the multiply-adds.  (Not for packed A,
+                    # the weight gradients: each inlined copy of a micro-kernel costs compile time.)
+                    if a_packed or ncols > lanes(c):
+                        acc = zero_block(c) if k0 == 0 else load_block(c, co, n, mr, ncols)
+                        if a_packed:
+                            acc = micro(kc, a, ao, MR, src, bo, bs, acc)
+                        else:
+                            acc = micro(kc, a, ao, 1, src, bo, bs, acc)
+                        store_block(c, co, n, mr, ncols, acc)
                     else:
-                        acc = micro(kc, a, ao, 1, src, bo, bs, acc)
-                    store_block(c, co, n, mr, ncols, acc)
+                        acc1 = zero_block_1(c) if k0 == 0 else load_block_1(c, co, n, mr, ncols)
+                        acc1 = micro_1(kc, a, ao, 1, src, bo, bs, acc1)
+                        store_block_1(c, co, n, mr, ncols, acc1)
             if k0 + kc >= k:             # the epilogue of the MC rows just finished, from L1
                 _epilogue(c, epi, ib, min(i1, ib + MC), j0, j1)
     if k == 0:

@@ -65,14 +65,15 @@ def _each_valid_row(mr, nv, indent, statement):
     return lines
 
 
-def _generate(mr, nv):
-    """The text of the shape's functions."""
+def _generate_block(mr, nv, suffix):
+    """The text of the functions that name one variable per vector of the block: the
+    micro-kernel, and loading, zeroing and storing its accumulators (names + suffix)."""
     rows, vecs = range(mr), range(nv)
     acc = [f"c{r}_{h}" for r in rows for h in vecs]
     a = [f"a{r}" for r in rows]
     L = []
     # -- the micro-kernel
-    L.append("def _micro(kc, a, ao, step, pb, bo, bs, acc):")
+    L.append(f"def _micro{suffix}(kc, a, ao, step, pb, bo, bs, acc):")
     L.append(f'    """c[{mr} rows, {nv} vectors] = acc + sum over kc values of p of A[r, p] B[p, :]:')
     L.append("    A[r, p] = a[ao[r] + p*step] (A in place, step 1, or a packed panel, step MR), B[p, :] =")
     L.append("    pb[bo + p*bs :] (a packed panel, bs = NR, or op(B) in place, bs = its row length).  acc:")
@@ -94,24 +95,35 @@ def _generate(mr, nv):
     L.append(f"    return {', '.join(acc)}")
     L.append("")
     # -- the block so far, for a later k block to go on from
-    L.append("def _load_block(c, co, ldc, mr, nr):")
+    L.append(f"def _load_block{suffix}(c, co, ldc, mr, nr):")
     L.append('    """The micro-kernel\'s accumulators from rows r < mr of C (nr columns), zeros elsewhere."""')
     L.append("    w = lanes(c)")
     L.append(f"    {' = '.join(acc)} = vzero(c)")
     L += _each_valid_row(mr, nv, "    ", "c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
     L.append(f"    return {', '.join(acc)}")
     L.append("")
-    L.append("def _zero_block(c):")
+    L.append(f"def _zero_block{suffix}(c):")
     L.append('    """The micro-kernel\'s accumulators, all zero (the first k block)."""')
     L.append("    z = vzero(c)")
     L.append(f"    return {', '.join('z' for _ in acc)}")
     L.append("")
     # -- storing the block
-    L.append("def _store_block(c, co, ldc, mr, nr, acc):")
+    L.append(f"def _store_block{suffix}(c, co, ldc, mr, nr, acc):")
     L.append('    """Rows r < mr of the micro-kernel\'s block of C (nr columns each) = its accumulators."""')
     L.append("    w = lanes(c)")
     L += _each_valid_row(mr, nv, "    ", "_store_part(c, co + {r} * ldc + {h} * w, nr - {h} * w, acc[{r} * %d + {h}])" % nv)
     L.append("")
+    return L
+
+
+def _generate(mr, nv):
+    """The text of the shape's functions: the block's for NR_VECS vectors, and again for one
+    vector (names ending in _1) when NR_VECS > 1, for a last panel of at most one vector
+    of columns (the output layer's 10 classes: half the multiply-adds of a whole panel)."""
+    rows = range(mr)
+    L = _generate_block(mr, nv, "")
+    if nv > 1:
+        L += _generate_block(mr, 1, "_1")
     # -- where the rows of A start
     L.append("def _a_offsets(a_packed, a_rows, i, mr, k, k0):")
     L.append('    """ao[r], where row i + r of A starts at column k0 (see _micro): a packed panel')
@@ -157,5 +169,11 @@ micro = jit(**LEAF_JIT)(_namespace["_micro"])
 store_block = jit(**LEAF_JIT)(_namespace["_store_block"])
 load_block = jit(**LEAF_JIT)(_namespace["_load_block"])
 zero_block = jit(**LEAF_JIT)(_namespace["_zero_block"])
+# one vector of columns (NR_VECS > 1; at NR_VECS = 1 these are the same functions)
+_one = "_1" if NR_VECS > 1 else ""
+micro_1 = jit(**LEAF_JIT)(_namespace["_micro" + _one]) if _one else micro
+store_block_1 = jit(**LEAF_JIT)(_namespace["_store_block" + _one]) if _one else store_block
+load_block_1 = jit(**LEAF_JIT)(_namespace["_load_block" + _one]) if _one else load_block
+zero_block_1 = jit(**LEAF_JIT)(_namespace["_zero_block" + _one]) if _one else zero_block
 a_offsets = jit(**LEAF_JIT)(_namespace["_a_offsets"])
 panel_sums = jit(**STRICT_LEAF_JIT)(_namespace["_panel_sums"])
