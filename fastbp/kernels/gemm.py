@@ -39,7 +39,8 @@ from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import (a_offsets, load_block, load_block_1, micro, micro_1, panel_sums, store_block,
                           store_block_1, zero_block, zero_block_1)
-from .simd import lanes, sload, sstore, vector_width, vload, vload_block, vload_rows, vstore, vstore_block, vtranspose
+from .simd import (lanes, sload, sstore, vector_width, vload, vload_block, vload_part, vload_rows, vstore, vstore_block,
+                   vstore_part, vtranspose, vzero)
 
 # Flags and codes are NumPy scalars, not Python constants: Numba types a Python constant
 # passed to another compiled function as a literal, and compiles the callee once per value.
@@ -260,15 +261,22 @@ def _epilogue(c, epi, i0, i1, j0, j1):
             r1 = min(j1 - j, MR)
             # A whole row of the panel is stored as whole vectors of c: the values past
             # it land in the next row's place, written right after, so the last row here
-            # (whose next row is another call's) is copied value by value, as are panels
-            # shared with another tile.
+            # (whose next row is another call's) is copied by masked vectors of exactly
+            # its values, as are panels shared with another tile (columns r0:r1 of the
+            # panel here) and the zeros past column n.
             i_vec = i1 - 1 if r0 == 0 and r1 == MR else i0
             for i in range(i0, i_vec):
                 for h in range(0, MR, v):
                     vstore(pa, o + i * MR + j + h, vload(c, i * n + j + h))
-            for i in range(i_vec, i1):   # (one - one: a zero of c's dtype, as both branches must be)
-                for r in range(r0, MR if j1 == n else r1):
-                    sstore(pa, o + i * MR + j + r, sload(c, i * n + j + r) if r < r1 else one - one)
+            for i in range(i_vec, i1):
+                for h in range(0, MR, v):
+                    h1 = min(h + v, MR)
+                    lo, hi = max(r0, h), min(r1, h1)
+                    if hi > lo:
+                        vstore_part(pa, o + i * MR + j + lo, hi - lo, vload_part(c, i * n + j + lo, hi - lo))
+                    z = max(r1, h)
+                    if j1 == n and h1 > z:
+                        vstore_part(pa, o + i * MR + j + z, h1 - z, vzero(c))
 
 
 @jit(**_LEAF)
