@@ -172,6 +172,12 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
             sp = p * n + j0
             for h in range(0, w, v):
                 vstore(out, p * w + h, vload(src, sp + h))
+    elif w == NR_VECS * lanes(dst):   # a ragged last panel: masked loads of the nj values, zeros after
+        v = lanes(dst)
+        for p in range(k):
+            sp = p * n + j0
+            for h in range(0, w, v):
+                vstore(out, p * w + h, vload_part(src, sp + h, nj - h))
     elif nj == w and w == MR:    # row p of the panel: MR values of row p of S (a top layer's
         for p in range(k):       # dz^T: the general copy below is the slow path)
             sp = p * n + j0
