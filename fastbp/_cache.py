@@ -29,10 +29,24 @@ _SOURCES = ["_config.py", "_numba_compat.py"] + [os.path.join("kernels", f) for 
                              sorted(os.listdir(os.path.join(_PKG, "kernels"))) if f.endswith(".py")]
 
 
+# Numba's settings that change the machine code it writes.  Numba keys a cached function
+# on its signature and the CPU only, so code compiled once under NUMBA_BOUNDSCHECK=1 (40 %
+# slower M steps), NUMBA_ENABLE_PROFILING=1 (3.5 times the code, 1.7x slower steps) or
+# NUMBA_OPT=0 was loaded by every later process that ran without them.
+_CODEGEN_SETTINGS = ("OPT", "BOUNDSCHECK", "DEBUGINFO_DEFAULT", "ENABLE_PROFILING", "LOOP_VECTORIZE",
+                     "SLP_VECTORIZE", "USING_SVML", "EXTEND_VARIABLE_LIFETIMES")
+
+
+def _codegen_settings():
+    from numba.core import config
+    return " ".join(f"{name}={getattr(config, name, None)!r}" for name in _CODEGEN_SETTINGS)
+
+
 def _stamp():
     from ._config import ISA, LEVELS
     # the instruction-set level too: code built for one level must never load under another
-    h = hashlib.sha256(f"fastbp cache 5: entry points only; level {ISA} {sorted(LEVELS[ISA].items())}\0".encode())
+    h = hashlib.sha256(f"fastbp cache 5: entry points only; level {ISA} {sorted(LEVELS[ISA].items())}; "
+                       f"{_codegen_settings()}\0".encode())
     for rel in _SOURCES:
         with open(os.path.join(_PKG, rel), "rb") as f:
             h.update(rel.encode() + b"\0" + f.read())

@@ -12,6 +12,25 @@ def test_stamp_covers_config_and_every_kernel_module():
     assert {os.path.basename(s) for s in _cache._SOURCES} >= kernels | {"_config.py"}
 
 
+def test_stamp_changes_with_numbas_code_generation_settings():
+    """Code compiled under NUMBA_BOUNDSCHECK=1, NUMBA_OPT=0 or NUMBA_ENABLE_PROFILING=1 is
+    slower code (bounds checks, no optimisation, debug information): it must not load in a
+    process without them, which Numba's own key (signature and CPU) would let it do."""
+    code = "from fastbp import _cache; print(_cache.STAMP)"
+    base = {k: v for k, v in os.environ.items() if k not in ("NUMBA_BOUNDSCHECK", "NUMBA_OPT",
+                                                              "NUMBA_ENABLE_PROFILING")}
+
+    def stamp(**env):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env=dict(base, **env))
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+    plain = stamp()
+    assert plain == stamp()
+    others = [stamp(NUMBA_BOUNDSCHECK="1"), stamp(NUMBA_OPT="0"), stamp(NUMBA_ENABLE_PROFILING="1")]
+    assert len({plain, *others}) == 4
+
+
 def test_falls_back_when_a_cache_folder_cannot_be_written(monkeypatch, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
