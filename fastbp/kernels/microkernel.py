@@ -98,6 +98,8 @@ def _generate_block(mr, nv, suffix):
     L.append(f"def _load_block{suffix}(c, co, ldc, mr, nr):")
     L.append('    """The micro-kernel\'s accumulators from rows r < mr of C (nr columns), zeros elsewhere."""')
     L.append("    w = lanes(c)")
+    L.append(f"    if mr == {mr} and nr >= {nv} * w:    # a whole block: whole vectors, no tests")
+    L.append(f"        return ({', '.join(f'vload(c, co + {r} * ldc + {h} * w)' for r in rows for h in vecs)},)")
     L.append(f"    {' = '.join(acc)} = vzero(c)")
     L += _each_valid_row(mr, nv, "    ", "c{r}_{h} = _load_part(c, co + {r} * ldc + {h} * w, nr - {h} * w)")
     L.append(f"    return {', '.join(acc)}")
@@ -111,6 +113,11 @@ def _generate_block(mr, nv, suffix):
     L.append(f"def _store_block{suffix}(c, co, ldc, mr, nr, acc):")
     L.append('    """Rows r < mr of the micro-kernel\'s block of C (nr columns each) = its accumulators."""')
     L.append("    w = lanes(c)")
+    L.append(f"    if mr == {mr} and nr >= {nv} * w:    # a whole block: whole vectors, no tests")
+    for r in rows:
+        for h in vecs:
+            L.append(f"        vstore(c, co + {r} * ldc + {h} * w, acc[{r * nv + h}])")
+    L.append("        return")
     L += _each_valid_row(mr, nv, "    ", "_store_part(c, co + {r} * ldc + {h} * w, nr - {h} * w, acc[{r} * %d + {h}])" % nv)
     L.append("")
     return L
@@ -158,7 +165,7 @@ SOURCE = _generate(MR, NR_VECS)
 _FILE = f"<fastbp micro-kernel {MR}x{NR_VECS}>"
 # registered with linecache so that tracebacks and Numba's messages can show the lines
 linecache.cache[_FILE] = (len(SOURCE), None, SOURCE.splitlines(True), _FILE)
-_namespace = dict(MR=MR, lanes=lanes, vload=vload, vbroadcast=vbroadcast, vfma=vfma, vzero=vzero,
+_namespace = dict(MR=MR, lanes=lanes, vload=vload, vstore=vstore, vbroadcast=vbroadcast, vfma=vfma, vzero=vzero,
                   _load_part=_load_part, _store_part=_store_part)
 exec(compile(SOURCE, _FILE, "exec"), _namespace)
 
