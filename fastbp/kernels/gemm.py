@@ -39,7 +39,7 @@ from . import CompiledOnly, jit
 from .activations import IDENTITY, MASKED, RELU, SIGMOID, TANH, activate, derivative, sigmoid
 from .microkernel import (a_offsets, load_block, load_block_1, micro, micro_1, panel_sums, store_block,
                           store_block_1, zero_block, zero_block_1)
-from .simd import (lanes, sload, sstore, vector_width, vload, vload_block, vload_part, vload_rows, vstore, vstore_block,
+from .simd import (lanes, vector_width, vload, vload_block, vload_part, vload_rows, vstore, vstore_block,
                    vstore_part, vtranspose, vzero)
 
 # Flags and codes are NumPy scalars, not Python constants: Numba types a Python constant
@@ -385,9 +385,9 @@ def _keep_rows(a, a_rows, k, dst, m, i0, i1, jp0, jp1):
             if j + nr <= k:
                 for h in range(0, nr, v):
                     vstore(dst, o + h, vload(a, src + h))
-            else:
-                for r in range(nr):
-                    sstore(dst, o + r, sload(a, src + r) if j + r < k else dst.dtype.type(0))
+            else:                         # the ragged last panel: masked loads, zeros after
+                for h in range(0, nr, v):
+                    vstore(dst, o + h, vload_part(a, src + h, k - j - h))
 
 
 @jit(**_LEAF)
