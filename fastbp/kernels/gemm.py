@@ -134,6 +134,19 @@ def packed_size(n, k, w):
 
 # -- packing --------------------------------------------------------------------------
 @jit(**_LEAF)
+def _panel_row(src, so, nj, dst, do, w):
+    """dst[do : do + w] = src[so : so + nj], zeros after (nj <= w, w a multiple of the
+    vector): whole vectors, and masked loads of the values a ragged panel has."""
+    v = lanes(dst)
+    if nj >= w:
+        for h in range(0, w, v):
+            vstore(dst, do + h, vload(src, so + h))
+    else:
+        for h in range(0, w, v):
+            vstore(dst, do + h, vload_part(src, so + h, nj - h))
+
+
+@jit(**_LEAF)
 def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
     """Panel jp: dst[(jp*k + p)*w + r] = S[p, jp*w + r], zero past n, where S (k x n) is
     src or, when transposed, src^T (src is n x k).  Unless sums is empty (then w = MR),
@@ -166,18 +179,9 @@ def _pack_panel(src, transposed, k, n, w, dst, jp, sums):
             col = out[p0 * w + r:]
             for q in range(k - p0):
                 col[q * w] = row[q]
-    elif nj == w and w == NR_VECS * lanes(dst):   # row p of the panel: NR_VECS vectors of row p of S
-        v = lanes(dst)
+    elif w == NR_VECS * lanes(dst):   # row p of the panel: row p of S, NR_VECS vectors
         for p in range(k):
-            sp = p * n + j0
-            for h in range(0, w, v):
-                vstore(out, p * w + h, vload(src, sp + h))
-    elif w == NR_VECS * lanes(dst):   # a ragged last panel: masked loads of the nj values, zeros after
-        v = lanes(dst)
-        for p in range(k):
-            sp = p * n + j0
-            for h in range(0, w, v):
-                vstore(out, p * w + h, vload_part(src, sp + h, nj - h))
+            _panel_row(src, p * n + j0, nj, out, p * w, w)
     elif nj == w and w == MR:    # row p of the panel: MR values of row p of S (a top layer's
         for p in range(k):       # dz^T: the general copy below is the slow path)
             sp = p * n + j0
@@ -376,18 +380,10 @@ def _keep_rows(a, a_rows, k, dst, m, i0, i1, jp0, jp1):
     forward keeps x[idx] for dW_0, which would otherwise pack it from x again, rows
     fetched from memory.)"""
     nr = panel_width(dst)
-    v = lanes(dst)
     for jp in range(jp0, jp1):            # a panel at a time: each written in order
         j = jp * nr
         for i in range(i0, i1):
-            src = a_rows[i] * k + j
-            o = (jp * m + i) * nr
-            if j + nr <= k:
-                for h in range(0, nr, v):
-                    vstore(dst, o + h, vload(a, src + h))
-            else:                         # the ragged last panel: masked loads, zeros after
-                for h in range(0, nr, v):
-                    vstore(dst, o + h, vload_part(a, src + h, k - j - h))
+            _panel_row(a, a_rows[i] * k + j, min(nr, k - j), dst, (jp * m + i) * nr, nr)
 
 
 @jit(**_LEAF)
