@@ -30,6 +30,11 @@ EPOCHS = 60
 
 
 def _child(directory):
+    # A shell starts a background job (`cmd &`, nohup) with SIGINT ignored, and a Python
+    # started so inherits that and has no KeyboardInterrupt handler; fit then rightly leaves
+    # the signal alone, and every trial would finish before it.  The trials are of Ctrl-C
+    # in an interactive run: the child restores Python's default handler first.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import fastbp
     from fastbp import _epoch
     _epoch.SECONDS_PER_CALL = 0.002
